@@ -1,0 +1,29 @@
+# -*- coding: utf-8 -*-
+"""Make this checkout importable as ansible_collections.nodeops.memcg for plain pytest.
+
+The clone may live anywhere; a temporary ansible_collections/nodeops/memcg symlink
+points back at it, so tests import the collection by its real name.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import sys
+import tempfile
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _collection_parent():
+    here = REPO_ROOT.split(os.sep)
+    if here[-3:-1] == ['ansible_collections', 'nodeops'] and here[-1] == 'memcg':
+        return os.sep.join(here[:-3]) or os.sep
+    parent = tempfile.mkdtemp(prefix='nodeops-memcg-pytest-')
+    os.makedirs(os.path.join(parent, 'ansible_collections', 'nodeops'))
+    os.symlink(REPO_ROOT, os.path.join(parent, 'ansible_collections', 'nodeops', 'memcg'))
+    return parent
+
+
+if 'ansible_collections.nodeops.memcg' not in sys.modules:
+    sys.path.insert(0, _collection_parent())
