@@ -1,0 +1,34 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) nodeops.memcg contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters that turn detection facts into the fleet report and Prometheus textfile content."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible_collections.nodeops.memcg.plugins.module_utils import metrics, report
+
+
+def detect_report(hosts, hostvars, generated_at):
+    """Build the fleet report from each host's memcg_detect fact."""
+    rows = [report.detect_node_row(host, hostvars[host].get('memcg_detect')) for host in hosts]
+    return report.detect_report(rows, generated_at)
+
+
+def detect_markdown(fleet_report):
+    """Render a fleet report as Markdown."""
+    return report.detect_markdown(fleet_report)
+
+
+def prometheus_textfile(probe, timestamp):
+    """Render a memcg_probe result for the node_exporter textfile collector."""
+    return metrics.render_textfile(probe, timestamp)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            'detect_report': detect_report,
+            'detect_markdown': detect_markdown,
+            'prometheus_textfile': prometheus_textfile,
+        }

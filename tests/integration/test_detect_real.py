@@ -1,0 +1,118 @@
+# -*- coding: utf-8 -*-
+"""The detect playbook on this machine's real kernel, with real dying memcgs made by the test."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+
+from conftest import REPO_ROOT, localhost_inventory, run_playbook
+import memcg_lab
+
+PLAYBOOK = os.path.join(REPO_ROOT, 'playbooks', 'detect.yml')
+DYING = 300
+RUNNING_KERNEL_SEVERE = [{'match': '^' + re.escape(os.uname().release) + '$', 'stream': 'test',
+                          'status': 'severe', 'reason': 'marked severe by the test'}]
+
+
+def detect(env, tmp_path, thresholds, overrides=()):
+    report_dir = tmp_path / 'report'
+    result = run_playbook(env, PLAYBOOK, localhost_inventory(str(tmp_path)), {
+        'detect_report_dir': str(report_dir),
+        'detect_cpu_interval': 0.2,
+        'detect_thresholds': thresholds,
+        'detect_policy_overrides': list(overrides),
+    })
+    assert result.returncode == 0, result.stdout
+    with open(report_dir / 'detect.json') as handle:
+        report = json.load(handle)
+    markdown = (report_dir / 'detect.md').read_text()
+    assert len(report['nodes']) == 1, report
+    return report['nodes'][0], report, markdown, result.stdout
+
+
+@pytest.mark.usefixtures('require_root_v1')
+def test_dying_memcgs_are_counted_and_drive_the_verdict(ansible_env, tmp_path):
+    relaxed = {'warn_dying': 10 ** 6, 'warn_dying_ratio': 10 ** 6, 'critical_dying': 10 ** 7}
+    before, _, _, _ = detect(ansible_env, tmp_path, relaxed)
+    assert before['status'] == 'probed' and before['verdict'] == 'ok', before
+    baseline = before['memcg']['dying']
+    assert before['memcg']['total'] == before['memcg']['live'] + baseline
+
+    with memcg_lab.MemcgLab() as lab:
+        lab.add_dying(DYING)
+        kernel_total = memcg_lab.memory_num_cgroups()
+
+        warn_only = {'warn_dying': baseline + DYING // 2, 'warn_dying_ratio': 10 ** 6,
+                     'critical_dying': baseline + 10 * DYING}
+        node, report, markdown, output = detect(ansible_env, tmp_path, warn_only)
+        rose = node['memcg']['dying'] - baseline
+        assert 0.9 * DYING <= rose <= DYING + 20, (baseline, node['memcg'])
+        assert abs(node['memcg']['total'] - kernel_total) <= 20
+        assert node['verdict'] == 'warn', node
+        assert any('warn_dying' in reason for reason in node['reasons']), node['reasons']
+        assert report['summary']['warn'] == 1
+        assert '| localhost | warn |' in markdown
+        assert 'Memory cgroup detection report' in output  # printed for the job log
+
+        critical = dict(warn_only, critical_dying=baseline + DYING // 2 + 1)
+        node, _, _, _ = detect(ansible_env, tmp_path, critical, RUNNING_KERNEL_SEVERE)
+        assert node['kernel']['status'] == 'severe'
+        assert node['kernel']['upgrade_needed'] is True
+        assert node['verdict'] == 'critical', node
+
+        # On a fixed kernel the same count only warns: reads no longer scale with zombies.
+        node, _, _, _ = detect(ansible_env, tmp_path, critical)
+        assert node['kernel']['status'] == 'fixed'
+        assert node['verdict'] == 'warn', node
+
+        ratio = {'warn_dying': 10 ** 6, 'critical_dying': 10 ** 7,
+                 'warn_dying_ratio': max(1, (baseline + DYING) // (2 * node['memcg']['live']))}
+        node, _, _, _ = detect(ansible_env, tmp_path, ratio)
+        assert node['verdict'] == 'warn' and any('ratio' in r for r in node['reasons']), node
+    assert not os.path.exists(lab.parent)
+
+
+@pytest.mark.usefixtures('require_root_v1')
+def test_fail_on_critical_fails_the_run_after_writing_the_report(ansible_env, tmp_path):
+    report_dir = tmp_path / 'report'
+    result = run_playbook(ansible_env, PLAYBOOK, localhost_inventory(str(tmp_path)), {
+        'detect_report_dir': str(report_dir), 'detect_cpu_interval': 0,
+        'detect_thresholds': {'warn_dying': 0, 'critical_dying': 0, 'warn_dying_ratio': 0},
+        'detect_policy_overrides': RUNNING_KERNEL_SEVERE, 'detect_fail_on': 'critical'})
+    assert result.returncode != 0, result.stdout
+    assert 'detect_fail_on is critical' in result.stdout
+    assert json.loads((report_dir / 'detect.json').read_text())['summary']['critical'] == 1
+
+
+@pytest.mark.usefixtures('require_root_v1')
+def test_textfile_metrics_are_written_on_the_node(ansible_env, tmp_path):
+    textfile_dir = tmp_path / 'textfile'
+    textfile_dir.mkdir()
+    result = run_playbook(ansible_env, PLAYBOOK, localhost_inventory(str(tmp_path)), {
+        'detect_report_dir': '', 'detect_cpu_interval': 0, 'detect_textfile_dir': str(textfile_dir)})
+    assert result.returncode == 0, result.stdout
+    text = (textfile_dir / 'nodeops_memcg.prom').read_text()
+    total = memcg_lab.memory_num_cgroups()
+    reported = int(re.search(r'^nodeops_memcg_total (\d+)$', text, re.M).group(1))
+    assert abs(reported - total) <= 20
+    assert re.search(r'^nodeops_memcg_memory_stat_read_seconds\{cgroup="root"\} [0-9.e-]+$', text, re.M)
+    assert '# TYPE nodeops_memcg_verdict gauge' in text
+
+
+def test_bad_report_dir_is_refused_before_probing(ansible_env, tmp_path):
+    result = run_playbook(ansible_env, PLAYBOOK, localhost_inventory(str(tmp_path)),
+                          {'detect_report_dir': 'relative/dir'})
+    assert result.returncode != 0
+    assert 'relative/dir' in result.stdout and 'absolute' in result.stdout
+    assert 'Measure memory cgroups' not in result.stdout
+
+
+def test_bad_stat_reads_is_refused_by_the_argument_spec(ansible_env, tmp_path):
+    result = run_playbook(ansible_env, PLAYBOOK, localhost_inventory(str(tmp_path)),
+                          {'detect_stat_reads': 9, 'detect_report_dir': ''})
+    assert result.returncode != 0
+    assert 'detect_stat_reads' in result.stdout

@@ -1,0 +1,90 @@
+# -*- coding: utf-8 -*-
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import json
+
+from ansible_collections.nodeops.memcg.plugins.module_utils import report
+
+
+def probe_result(verdict='critical', dying=45000, root_ms=9012.5):
+    return {
+        'verdict': verdict,
+        'reasons': ['45,000 dying memcgs exceed critical_dying 20,000'] if verdict != 'ok' else [],
+        'kernel': {'release': '3.10.0-1160.el7.x86_64', 'stream': 'el7', 'status': 'severe',
+                   'upgrade_needed': True,
+                   'recommendation': {'summary': 'Install kernel-lt from elrepo-kernel'}},
+        'memcg': {'total': dying + 240, 'live': 240, 'dying': dying, 'source': 'proc_cgroups'},
+        'read_latency': {'root': {'path': '/sys/fs/cgroup/memory/memory.stat', 'reads': 1,
+                                  'ms': [root_ms], 'max_ms': root_ms, 'slow': True},
+                         'kubepods': None},
+        'kubelet': {'found': True, 'pid': 812, 'cpu_percent': 98.0, 'user_percent': 7.0,
+                    'system_percent': 91.0},
+        'kmem_leak': {'suspected': False, 'signs': []},
+    }
+
+
+def detect_fact(probe, kernel_check=None):
+    return {'unreachable': False, 'error': '', 'probe': probe, 'kernel_check': kernel_check or {}}
+
+
+def test_row_for_a_probed_node_takes_kernel_check_over_probe_kernel():
+    check = {'kernel': {'release': '3.10.0-1160.el7.x86_64', 'stream': 'el7', 'status': 'severe',
+                        'upgrade_needed': True, 'recommendation': {'summary': 'Install kernel-lt 5.4'}},
+             'installed_kernels': [{'package': 'kernel', 'version': '3.10.0', 'release': '1160.el7'}],
+             'boot_default': '/boot/vmlinuz-3.10.0-1160.el7.x86_64'}
+    row = report.detect_node_row('node-a', detect_fact(probe_result(), check))
+    assert row['status'] == 'probed'
+    assert row['verdict'] == 'critical'
+    assert row['kernel']['recommendation'] == 'Install kernel-lt 5.4'
+    assert row['memcg'] == {'total': 45240, 'live': 240, 'dying': 45000}
+    assert row['read_ms'] == {'root': 9012.5, 'kubepods': None}
+    assert row['kubelet']['system_percent'] == 91.0
+    assert row['boot_default'].endswith('1160.el7.x86_64')
+
+
+def test_unreachable_failed_and_missing_hosts_are_rows_not_gaps():
+    unreachable = report.detect_node_row('u', {'unreachable': True, 'error': 'ssh: connect refused'})
+    failed = report.detect_node_row('f', {'unreachable': False, 'error': 'boom', 'probe': {}})
+    missing = report.detect_node_row('m', None)
+    assert (unreachable['status'], unreachable['error']) == ('unreachable', 'ssh: connect refused')
+    assert (failed['status'], failed['error']) == ('failed', 'boom')
+    assert missing['status'] == 'failed'
+
+
+def test_summary_counts_verdicts_statuses_and_upgrades():
+    rows = [
+        report.detect_node_row('b', detect_fact(probe_result('critical'))),
+        report.detect_node_row('a', detect_fact(probe_result('ok', dying=3, root_ms=1.2))),
+        report.detect_node_row('c', {'unreachable': True, 'error': 'x'}),
+    ]
+    doc = report.detect_report(rows, '2026-11-26T18:00:00Z')
+    assert [row['host'] for row in doc['nodes']] == ['a', 'b', 'c']
+    assert doc['summary'] == {'hosts': 3, 'probed': 2, 'unreachable': 1, 'failed': 0,
+                              'ok': 1, 'warn': 0, 'critical': 1, 'kernels_to_upgrade': 2}
+    assert doc['schema_version'] == report.DETECT_SCHEMA_VERSION
+    json.dumps(doc)  # the document must serialise as is
+
+
+def test_markdown_has_a_row_per_node_and_escapes_cells():
+    rows = [report.detect_node_row('node|1', detect_fact(probe_result())),
+            report.detect_node_row('node-2', {'unreachable': True, 'error': 'timed out'})]
+    text = report.detect_markdown(report.detect_report(rows, 'T'))
+    lines = text.splitlines()
+    assert lines[0] == '# Memory cgroup detection report'
+    assert '1 critical, 1 unreachable' in lines[2]
+    node_line = [line for line in lines if line.startswith('| node\\|1 ')][0]
+    assert '| critical |' in node_line and '45,000' in node_line and '9,012.5 ms' in node_line
+    assert '98% (sys 91%)' in node_line and 'Install kernel-lt from elrepo-kernel' in node_line
+    assert '| node-2 | unreachable |' in text and 'timed out' in text
+    assert '- node|1: 45,000 dying memcgs exceed critical_dying 20,000' in text
+
+
+def test_markdown_leaves_out_recommendation_when_kernel_is_fixed():
+    probe = probe_result('ok', dying=2, root_ms=1.0)
+    probe['kernel'] = {'release': '5.4.0-150-generic', 'stream': 'ubuntu', 'status': 'fixed',
+                       'upgrade_needed': False, 'recommendation': {'summary': 'nothing to do'}}
+    text = report.detect_markdown(report.detect_report(
+        [report.detect_node_row('n', detect_fact(probe))], 'T'))
+    assert 'nothing to do' not in text
+    assert '## Reasons' not in text
