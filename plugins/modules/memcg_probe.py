@@ -1,0 +1,446 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) nodeops.memcg contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: memcg_probe
+short_description: Measure dying memory cgroups, memory.stat read latency and kubelet CPU
+version_added: 1.0.0
+description:
+  - Read-only probe of a Linux node for the dying (zombie) memory cgroup build-up that makes
+    C(memory.stat) reads slow and kubelet burn CPU in the kernel.
+  - Reports the cgroup layout (v1, v2 or hybrid), live and dying memory cgroup counts, timed
+    C(memory.stat) reads of the root and kubepods cgroups, slab and dentry counters, kubelet CPU
+    use, RHEL 7 kmem leak signs and the kernel's fix status, and gives a verdict
+    (V(ok), V(warn) or V(critical)) with the reasons.
+  - Costs are bounded. The memory hierarchy is walked once, each C(memory.stat) is read at most
+    O(stat_reads) times and never retried, and kubelet is sampled once over O(cpu_interval).
+  - C(/proc/slabinfo) is readable by root only; without root, RV(slabinfo) is null.
+author:
+  - nodeops.memcg contributors
+extends_documentation_fragment:
+  - nodeops.memcg.root
+attributes:
+  check_mode:
+    support: full
+    description: The module never changes anything; check mode returns the same measurements.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is no diff.
+  platform:
+    platforms: linux
+    description: Reads Linux C(/proc) and cgroup file systems.
+options:
+  kubelet_name:
+    description:
+      - Process name (C(/proc/<pid>/comm)) to look for when O(kubelet_pid) is not given.
+      - The lowest matching pid is sampled.
+    type: str
+    default: kubelet
+  kubelet_pid:
+    description:
+      - Pid of kubelet; skips the lookup by name.
+    type: int
+  cpu_interval:
+    description:
+      - Seconds over which kubelet CPU use is sampled. V(0) disables sampling.
+    type: float
+    default: 1.0
+  stat_reads:
+    description:
+      - How many times each C(memory.stat) is read and timed. V(0) disables timing.
+      - On a sick node every read burns kernel CPU, hence the small cap.
+    type: int
+    default: 1
+    choices: [0, 1, 2, 3, 4, 5]
+  thresholds:
+    description:
+      - Thresholds for the verdict; keys left out keep their defaults.
+      - Values must not be negative and a warn threshold must not exceed its critical one.
+    type: dict
+    suboptions:
+      warn_dying:
+        description: Warn when dying memory cgroups exceed this count. Default V(5000).
+        type: int
+      warn_dying_ratio:
+        description: Warn when dying memory cgroups exceed this many times the live ones. Default V(10).
+        type: float
+      warn_read_ms:
+        description: Warn when a C(memory.stat) read takes longer than this (ms). Default V(100).
+        type: float
+      critical_dying:
+        description:
+          - Critical when dying memory cgroups exceed this count and the kernel is not fixed
+            (warn on a fixed kernel). Default V(20000).
+        type: int
+      critical_read_ms:
+        description:
+          - Critical when a C(memory.stat) read takes longer than this (ms) and the kernel is
+            not fixed (warn on a fixed kernel). Default V(1000).
+        type: float
+      warn_kubelet_system_percent:
+        description:
+          - Warn when kubelet spends more than this percent of one CPU in the kernel. Default V(50).
+        type: float
+  policy_overrides:
+    description:
+      - Extra kernel policy rows, passed to the kernel policy classifier ahead of the built-in
+        table; the entry schema is in C(docs/kernel-policy.md).
+    type: list
+    elements: dict
+seealso:
+  - name: Probe fields and verdict rules
+    description: What every result field measures, its units and the verdict rules.
+    link: https://github.com/nodeops/memcg/blob/main/docs/probe.md
+'''
+
+EXAMPLES = r'''
+- name: Probe the node
+  nodeops.memcg.memcg_probe:
+  become: true
+  register: memcg
+
+- name: Show the verdict
+  ansible.builtin.debug:
+    msg: "{{ memcg.verdict }}: {{ memcg.reasons | join(' ') }}"
+
+- name: Probe without timing reads or sampling kubelet, with a lower dying threshold
+  nodeops.memcg.memcg_probe:
+    stat_reads: 0
+    cpu_interval: 0
+    thresholds:
+      warn_dying: 2000
+  become: true
+
+- name: Probe the host from a privileged container that mounts it at /host
+  nodeops.memcg.memcg_probe:
+    root: /host
+'''
+
+RETURN = r'''
+kernel:
+  description: Fix status of the running kernel (from C(<root>/proc/sys/kernel/osrelease)).
+  returned: always
+  type: dict
+  contains:
+    release:
+      description: The kernel release string.
+      type: str
+      returned: always
+      sample: 3.10.0-1160.el7.x86_64
+    stream:
+      description: The distribution stream the release belongs to.
+      type: str
+      returned: always
+      sample: el7
+    status:
+      description: V(severe), V(degraded), V(fixed) or V(unknown).
+      type: str
+      returned: always
+      sample: severe
+    reason:
+      description: Why the release has that status.
+      type: str
+      returned: always
+      sample: >-
+        no RHEL/CentOS 7 kernel (3.10.0) is known to carry the fix: a memory.stat read walks
+        every memcg, dying ones included, per stat item and per CPU
+    source:
+      description: Commit or bug reference behind the status.
+      type: str
+      returned: always
+      sample: upstream a983b5ebee57 (4.16) and 42a300353577 (5.2) are not in 3.10.0
+    upgrade_needed:
+      description: True when the status is severe or degraded.
+      type: bool
+      returned: always
+      sample: true
+    recommendation:
+      description: What to upgrade to; empty strings where there is nothing to say.
+      type: dict
+      returned: always
+      sample:
+        summary: >-
+          install ELRepo kernel-lt (5.4) or kernel-ml from the elrepo-kernel repository,
+          or move the node to EL8 (4.18.0-176+)
+        package: kernel-lt
+        repository: elrepo-kernel
+        minimum: "5.4"
+cgroup:
+  description: The cgroup layout.
+  returned: always
+  type: dict
+  contains:
+    layout:
+      description: V(v1), V(v2), V(hybrid) (memory on v1 plus a cgroup2 mount) or V(none).
+      type: str
+      returned: always
+      sample: hybrid
+    memory_mount:
+      description: Host path of the v1 memory hierarchy, or null.
+      type: str
+      returned: always
+      sample: /sys/fs/cgroup/memory
+    unified_mount:
+      description: Host path of the cgroup2 mount, or null.
+      type: str
+      returned: always
+      sample: /sys/fs/cgroup/unified
+memcg:
+  description: Memory cgroup counts; values are null when they cannot be counted.
+  returned: always
+  type: dict
+  contains:
+    total:
+      description: Live plus dying memory cgroups.
+      type: int
+      returned: always
+      sample: 68700
+    live:
+      description: Memory cgroups with a directory, the root one included.
+      type: int
+      returned: always
+      sample: 240
+    dying:
+      description: Removed memory cgroups the kernel still keeps.
+      type: int
+      returned: always
+      sample: 68460
+    source:
+      description:
+        - How dying was counted. V(proc_cgroups_minus_live_dirs) (v1, hybrid),
+          V(cgroup.stat:nr_dying_subsys_memory) or V(cgroup.stat:nr_dying_descendants) (v2),
+          or V(unavailable).
+      type: str
+      returned: always
+      sample: proc_cgroups_minus_live_dirs
+read_latency:
+  description:
+    - Timed reads of C(memory.stat); each of C(root) and C(kubepods) is null when not timed
+      (O(stat_reads=0), no such file, no kubepods cgroup), else a dict.
+    - On cgroup v2 older kernels have no root C(memory.stat); then C(root) is null.
+  returned: always
+  type: dict
+  contains:
+    root:
+      description: The root memory cgroup's C(memory.stat).
+      type: dict
+      returned: always
+      sample: {path: /sys/fs/cgroup/memory/memory.stat, reads: 1, ms: [1.42], max_ms: 1.42, slow: false}
+      contains:
+        path:
+          description: Host path of the file.
+          type: str
+          returned: success
+        reads:
+          description: Number of reads done.
+          type: int
+          returned: success
+        ms:
+          description: Wall time of each read in milliseconds.
+          type: list
+          elements: float
+          returned: success
+        max_ms:
+          description: The slowest read in milliseconds.
+          type: float
+          returned: success
+        slow:
+          description: True when max_ms is over the warn_read_ms threshold.
+          type: bool
+          returned: success
+    kubepods:
+      description:
+        - The C(kubepods.slice) (systemd driver) or C(kubepods) (cgroupfs driver) C(memory.stat).
+        - Same keys as C(root).
+      type: dict
+      returned: always
+      sample: {path: /sys/fs/cgroup/memory/kubepods.slice/memory.stat, reads: 1, ms: [0.91], max_ms: 0.91, slow: false}
+slab:
+  description: Slab memory from C(/proc/meminfo), in kB (null when a line is missing).
+  returned: always
+  type: dict
+  contains:
+    slab_kb:
+      description: C(Slab).
+      type: int
+      returned: always
+      sample: 412332
+    sreclaimable_kb:
+      description: C(SReclaimable).
+      type: int
+      returned: always
+      sample: 301220
+    sunreclaim_kb:
+      description: C(SUnreclaim).
+      type: int
+      returned: always
+      sample: 111112
+dentry:
+  description: Dentry counters from C(/proc/sys/fs/dentry-state).
+  returned: always
+  type: dict
+  contains:
+    nr_dentry:
+      description: Allocated dentries.
+      type: int
+      returned: always
+      sample: 18271
+    nr_unused:
+      description: Unused dentries.
+      type: int
+      returned: always
+      sample: 16925
+    nr_negative:
+      description: Negative dentries (a dummy V(0) on kernels before about 5.0).
+      type: int
+      returned: always
+      sample: 3223
+slabinfo:
+  description:
+    - C(dentry), C(*inode_cache) and C(xfs_inode) caches from C(/proc/slabinfo), by name, each with
+      C(active_objs), C(num_objs) and C(objsize) (bytes).
+    - Null when C(/proc/slabinfo) is unreadable (it is root only).
+  returned: always
+  type: dict
+  sample:
+    dentry: {active_objs: 1152000, num_objs: 1160000, objsize: 192}
+    xfs_inode: {active_objs: 1040115, num_objs: 1040587, objsize: 1024}
+kubelet:
+  description: kubelet CPU use over the sample interval, in percent of one CPU (can exceed 100).
+  returned: always
+  type: dict
+  contains:
+    found:
+      description: True when the kubelet process exists.
+      type: bool
+      returned: always
+      sample: true
+    pid:
+      description: The pid looked at, or null when none was found.
+      type: int
+      returned: always
+      sample: 1234
+    interval_s:
+      description: The requested sample interval in seconds.
+      type: float
+      returned: always
+      sample: 1.0
+    cpu_percent:
+      description: User plus system CPU; null when not sampled or the process vanished.
+      type: float
+      returned: always
+      sample: 97.0
+    user_percent:
+      description: User CPU (C(utime)).
+      type: float
+      returned: always
+      sample: 3.0
+    system_percent:
+      description: Kernel CPU (C(stime)); a high share points at kernel-side C(memory.stat) reads.
+      type: float
+      returned: always
+      sample: 94.0
+    vanished:
+      description: True when the process exited between the two samples; the percentages are null then.
+      type: bool
+      returned: always
+      sample: false
+kmem_leak:
+  description: Signs of the RHEL 7 (3.10.0 el7) kmem accounting leak.
+  returned: always
+  type: dict
+  contains:
+    suspected:
+      description: True on an el7 kernel without C(cgroup.memory=nokmem) whose memory cgroup count nears 65535.
+      type: bool
+      returned: always
+      sample: false
+    signs:
+      description: The signs seen, as sentences (empty on other kernels).
+      type: list
+      elements: str
+      returned: always
+      sample:
+        - kernel 3.10.0-1160.el7.x86_64 is a RHEL 7 3.10.0 kernel with kmem accounting
+        - kernel command line lacks cgroup.memory=nokmem
+        - memory num_cgroups 65100 is near the 65535 limit (over 60000)
+verdict:
+  description: V(ok), V(warn) or V(critical).
+  returned: always
+  type: str
+  sample: critical
+reasons:
+  description: One sentence per crossed threshold, naming the measured value and the threshold; empty when ok.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - >-
+      68460 dying memory cgroups exceed the critical threshold of 20000; on this kernel every
+      memory.stat read walks them.
+thresholds:
+  description: The thresholds applied (defaults merged with O(thresholds)).
+  returned: always
+  type: dict
+  sample:
+    warn_dying: 5000
+    warn_dying_ratio: 10
+    warn_read_ms: 100
+    critical_dying: 20000
+    critical_read_ms: 1000
+    warn_kubelet_system_percent: 50
+'''
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
+from ansible_collections.nodeops.memcg.plugins.module_utils.probe import collect
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            root=dict(type='path', default='/'),
+            kubelet_name=dict(type='str', default='kubelet'),
+            kubelet_pid=dict(type='int'),
+            cpu_interval=dict(type='float', default=1.0),
+            stat_reads=dict(type='int', default=1, choices=[0, 1, 2, 3, 4, 5]),
+            thresholds=dict(type='dict', options=dict(
+                warn_dying=dict(type='int'),
+                warn_dying_ratio=dict(type='float'),
+                warn_read_ms=dict(type='float'),
+                critical_dying=dict(type='int'),
+                critical_read_ms=dict(type='float'),
+                warn_kubelet_system_percent=dict(type='float'),
+            )),
+            policy_overrides=dict(type='list', elements='dict'),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        result = collect(
+            root=params['root'],
+            kubelet_name=params['kubelet_name'],
+            kubelet_pid=params['kubelet_pid'],
+            cpu_interval_s=params['cpu_interval'],
+            stat_reads=params['stat_reads'],
+            thresholds=params['thresholds'],
+            kernel_overrides=params['policy_overrides'],
+        )
+    except MemcgError as exc:
+        module.fail_json(msg=str(exc), exception=traceback.format_exc())
+    else:
+        module.exit_json(changed=False, **result)
+
+
+if __name__ == '__main__':
+    main()

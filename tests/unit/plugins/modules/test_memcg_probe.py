@@ -1,0 +1,91 @@
+# -*- coding: utf-8 -*-
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.nodeops.memcg.plugins.modules.memcg_probe import main
+from ansible_collections.nodeops.memcg.tests.unit.fixtures import memcg_tree as tree
+from ansible_collections.nodeops.memcg.tests.unit.utils.module_harness import run_module
+
+RESULT_KEYS = {'changed', 'kernel', 'cgroup', 'memcg', 'read_latency', 'slab', 'dentry', 'slabinfo',
+               'kubelet', 'kmem_leak', 'verdict', 'reasons', 'thresholds'}
+
+
+def measured(result):
+    """The result without the parts that vary run to run (timings)."""
+    result = dict(result)
+    result['read_latency'] = dict((name, None if value is None else value['path'])
+                                  for name, value in result['read_latency'].items())
+    result.pop('invocation', None)
+    return result
+
+
+def test_probe_el7_node(tmp_path):
+    root = tree.build_node(tmp_path, memory_num_cgroups=68700)
+    result, failed = run_module(main, {'root': root, 'cpu_interval': 0})
+    assert not failed, result.get('msg')
+    assert RESULT_KEYS <= set(result)
+    assert result['changed'] is False
+    assert result['kernel']['release'] == '3.10.0-1160.el7.x86_64'
+    assert result['kernel']['status'] == 'severe'
+    assert result['cgroup']['layout'] == 'v1'
+    assert result['memcg'] == {'total': 68700, 'live': 8, 'dying': 68692, 'source': 'proc_cgroups_minus_live_dirs'}
+    assert result['read_latency']['root']['reads'] == 1
+    assert result['kubelet']['found'] is True and result['kubelet']['pid'] == 4321
+    assert result['kmem_leak']['suspected'] is True
+    assert result['verdict'] == 'critical'
+    assert result['reasons'][0].startswith('68692 dying memory cgroups exceed the critical threshold of 20000')
+
+
+def test_check_mode_returns_the_same(tmp_path):
+    root = tree.build_node(tmp_path, layout='hybrid', memory_num_cgroups=12)
+    args = {'root': root, 'cpu_interval': 0, 'stat_reads': 2}
+    normal, failed = run_module(main, args)
+    assert not failed
+    checked, failed = run_module(main, args, check_mode=True)
+    assert not failed
+    assert checked['changed'] is False
+    assert measured(checked) == measured(normal)
+    assert checked['read_latency']['kubepods']['reads'] == 2
+
+
+def test_thresholds_and_policy_overrides_are_applied(tmp_path):
+    root = tree.build_node(tmp_path, release='5.4.17-2136.300.7.el8uek.x86_64', memory_num_cgroups=30,
+                           cmdline='ro quiet\0')
+    override = {'match': r'el8uek', 'stream': 'lab', 'status': 'severe', 'reason': 'lab override',
+                'source': 'test'}
+    result, failed = run_module(main, {'root': root, 'cpu_interval': 0, 'stat_reads': 0,
+                                       'thresholds': {'warn_dying': 10, 'critical_dying': 20},
+                                       'policy_overrides': [override]})
+    assert not failed, result.get('msg')
+    assert result['kernel']['stream'] == 'lab' and result['kernel']['status'] == 'severe'
+    assert result['thresholds']['warn_dying'] == 10 and result['thresholds']['warn_read_ms'] == 100
+    assert result['verdict'] == 'critical'
+    assert result['reasons'][0].startswith('22 dying memory cgroups exceed the critical threshold of 20')
+
+
+@pytest.mark.parametrize('thresholds, named', [
+    ({'warn_dying': -5}, 'warn_dying'),
+    ({'warn_read_ms': 2000}, 'warn_read_ms'),
+    ({'critical_dying': 'lots'}, 'critical_dying'),
+    ({'warn_dyin': 5}, 'warn_dyin'),
+])
+def test_bad_thresholds_fail_naming_the_key(tmp_path, thresholds, named):
+    root = tree.build_node(tmp_path)
+    result, failed = run_module(main, {'root': root, 'cpu_interval': 0, 'thresholds': thresholds})
+    assert failed
+    assert named in result['msg']
+
+
+def test_stat_reads_out_of_range_fails(tmp_path):
+    result, failed = run_module(main, {'root': str(tmp_path), 'stat_reads': 6})
+    assert failed
+    assert 'stat_reads' in result['msg']
+
+
+def test_missing_proc_fails_with_path_and_traceback(tmp_path):
+    result, failed = run_module(main, {'root': str(tmp_path), 'cpu_interval': 0})
+    assert failed
+    assert 'osrelease' in result['msg']
+    assert 'MemcgError' in result['exception']
