@@ -1,0 +1,417 @@
+#!/usr/bin/env bash
+# The test command of nodeops.memcg (README): every check, in order, fail-fast.
+#
+#   tests/run-all.sh                 run every stage
+#   tests/run-all.sh unit sanity     run only those stages (a group name runs all its stages)
+#   tests/run-all.sh --list          list stages and groups
+#
+# Stages: vermin, sanity-latest, sanity-2.16, lint, doc-latest, doc-2.16, unit-latest, unit-2.16,
+#         integration, molecule.   Groups: sanity, doc, unit (both ansible-core versions), all.
+#
+# It keeps two virtualenvs in the repo, .venv-latest (tests/requirements-latest.txt) and
+# .venv-2.16 (tests/requirements-2.16.txt), reinstalled only when the requirements change, and
+# tests a copy of the collection laid out as <tmp>/ansible_collections/nodeops/memcg.
+# Environment: PYTHON (interpreter for the venvs, default python3), KEEP_WORKDIR=1 (keep the copy).
+set -euo pipefail
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$REPO_ROOT"
+
+PYTHON=${PYTHON:-python3}
+SANITY_PYTHON=3.11
+VENV_LATEST=$REPO_ROOT/.venv-latest
+VENV_216=$REPO_ROOT/.venv-2.16
+# Bump when the way the venvs are built changes, so existing ones are rebuilt.
+SETUP_REVISION=1
+
+ALL_STAGES=(vermin sanity-latest sanity-2.16 lint doc-latest doc-2.16 unit-latest unit-2.16 integration molecule)
+
+log() { printf '%s\n' "$*"; }
+core_version() { "$1/bin/python" -c 'import ansible.release as r; print("ansible-core " + r.__version__)'; }
+die() { printf 'run-all: %s\n' "$*" >&2; exit 2; }
+
+usage() {
+  sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+}
+
+# ---------------------------------------------------------------- stage selection
+
+declare -A WANTED=()
+select_stage() {
+  local s
+  case "$1" in
+    all)
+      for s in "${ALL_STAGES[@]}"; do
+        WANTED[$s]=1
+      done
+      ;;
+    sanity | doc | unit) WANTED[$1-latest]=1 WANTED[$1-2.16]=1 ;;
+    *)
+      for s in "${ALL_STAGES[@]}"; do
+        if [[ $s == "$1" ]]; then
+          WANTED[$s]=1
+          return 0
+        fi
+      done
+      die "unknown stage '$1' (stages: ${ALL_STAGES[*]}; groups: sanity doc unit all)"
+      ;;
+  esac
+}
+
+if (($# == 0)); then
+  set -- all
+fi
+for arg in "$@"; do
+  case "$arg" in
+    -h | --help) usage; exit 0 ;;
+    -l | --list) printf '%s\n' "${ALL_STAGES[@]}"; exit 0 ;;
+    *) select_stage "$arg" ;;
+  esac
+done
+SELECTED=()
+for s in "${ALL_STAGES[@]}"; do
+  if [[ -n ${WANTED[$s]:-} ]]; then
+    SELECTED+=("$s")
+  fi
+done
+
+wants() { # any of the given stages selected?
+  local s
+  for s in "$@"; do
+    [[ -n ${WANTED[$s]:-} ]] && return 0
+  done
+  return 1
+}
+
+# ---------------------------------------------------------------- bookkeeping
+
+RESULT_NAMES=()
+RESULT_STATUS=()
+RESULT_SECS=()
+
+now() { printf '%s' "${EPOCHREALTIME:-$(date +%s.%N)}"; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+
+print_summary() {
+  local i passed=0 failed=0 skipped=0
+  log ""
+  log "==================== summary ===================="
+  for i in "${!RESULT_NAMES[@]}"; do
+    printf '  %-14s %-8s %7ss\n' "${RESULT_NAMES[$i]}" "${RESULT_STATUS[$i]%%:*}" "${RESULT_SECS[$i]}"
+    case "${RESULT_STATUS[$i]}" in
+      passed) passed=$((passed + 1)) ;;
+      failed*) failed=$((failed + 1)) ;;
+      skipped*) skipped=$((skipped + 1)) ;;
+    esac
+  done
+  for i in "${!RESULT_NAMES[@]}"; do
+    case "${RESULT_STATUS[$i]}" in
+      skipped:* | failed:*) log "  ${RESULT_NAMES[$i]}: ${RESULT_STATUS[$i]#*:}" ;;
+    esac
+  done
+  log "total $(elapsed "$RUN_START" "$(now)")s"
+  log "stages: $passed passed, $failed failed, $skipped skipped"
+}
+
+# A stage runs in a subshell with errexit; it ends with `skip "reason"` when it has nothing to do.
+skip() {
+  printf '%s\n' "$*" >"$SKIP_FILE"
+  exit 0
+}
+
+run_stage() { # name function
+  local name=$1 fn=$2 start rc secs reason
+  log ""
+  log "==================== stage $name ===================="
+  rm -f "$SKIP_FILE"
+  start=$(now)
+  set +e
+  (
+    set -euo pipefail
+    "$fn"
+  )
+  rc=$?
+  set -e
+  secs=$(elapsed "$start" "$(now)")
+  RESULT_NAMES+=("$name")
+  RESULT_SECS+=("$secs")
+  if ((rc != 0)); then
+    RESULT_STATUS+=("failed:exit code $rc")
+    log "==================== stage $name FAILED (exit code $rc, ${secs}s) ===================="
+    print_summary
+    log "run-all: stopped at the first failure: stage '$name'" >&2
+    exit "$rc"
+  fi
+  if [[ -s $SKIP_FILE ]]; then
+    reason=$(<"$SKIP_FILE")
+    RESULT_STATUS+=("skipped:$reason")
+    log "==================== stage $name skipped: $reason (${secs}s) ===================="
+  else
+    RESULT_STATUS+=("passed")
+    log "==================== stage $name passed (${secs}s) ===================="
+  fi
+}
+
+# ---------------------------------------------------------------- setup
+
+# Create or reuse a venv; reinstall only when the requirements (or Python, or this recipe) change.
+ensure_venv() { # dir requirements-file
+  local dir=$1 req=$2 want
+  want=$({
+    cat "$req"
+    "$PYTHON" -c 'import sys; print(sys.version)'
+    echo "revision $SETUP_REVISION"
+  } | sha256sum | cut -d' ' -f1)
+  if [[ -f $dir/.requirements-stamp && $(<"$dir/.requirements-stamp") == "$want" ]] \
+    && "$dir/bin/python" -c 'import ansible' 2>/dev/null; then
+    log "reusing ${dir#"$REPO_ROOT"/} ($req unchanged)"
+    return 0
+  fi
+  log "creating ${dir#"$REPO_ROOT"/} from $req"
+  rm -rf "$dir"
+  "$PYTHON" -m venv "$dir"
+  "$dir/bin/python" -m pip install -qq --progress-bar off --upgrade pip
+  "$dir/bin/python" -m pip install -qq --progress-bar off -r "$req"
+  "$dir/bin/python" -m pip check
+  echo "$want" >"$dir/.requirements-stamp"
+}
+
+# Copy the collection (tracked and untracked-not-ignored files) to
+# $COLLECTIONS_DIR/ansible_collections/nodeops/memcg: ansible-test wants that path, without symlinks.
+copy_collection() {
+  mkdir -p "$COLLECTION"
+  if git -C "$REPO_ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    git -C "$REPO_ROOT" ls-files -z --cached --others --exclude-standard \
+      | while IFS= read -r -d '' f; do
+        # skip tracked files deleted in the work tree
+        if [[ -e $f || -L $f ]]; then
+          printf '%s\0' "$f"
+        fi
+      done \
+      | tar -C "$REPO_ROOT" --null --no-recursion -T - -cf - \
+      | tar -C "$COLLECTION" -xf -
+  else
+    tar -C "$REPO_ROOT" -cf - \
+      --exclude=./.git --exclude='./.venv*' --exclude=./tests/output --exclude=./.ansible \
+      --exclude='__pycache__' --exclude='*.pyc' --exclude=./.pytest_cache --exclude='*.tar.gz' . \
+      | tar -C "$COLLECTION" -xf -
+  fi
+  log "collection copied to $COLLECTION ($(find "$COLLECTION" -type f | wc -l) files)"
+}
+
+# ansible-test seeds each sanity venv with get-pip.py, downloaded from the network. Offline, a
+# cached stand-in does the same job from ensurepip plus PyPI. The file name carries the pip version
+# the installed ansible-test pins; take it from its source, and write the known ones as well.
+GET_PIP_MARKER='nodeops.memcg offline get-pip stand-in'
+write_get_pip_standins() {
+  local cache=$HOME/.ansible/test/cache venv src version file
+  local -A versions=([24.2]=1 [23.1.2]=1)
+  for venv in "$@"; do
+    src=$("$venv/bin/python" -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')
+    version=$(sed -nE "s/^[[:space:]]*pip='([0-9.]+)',?[[:space:]]*$/\1/p; T; q" \
+      "$src/_internal/python_requirements.py")
+    if [[ -n $version ]]; then
+      versions[$version]=1
+    else
+      log "warning: no pinned pip version found in $src/_internal/python_requirements.py"
+    fi
+  done
+  mkdir -p "$cache"
+  for version in "${!versions[@]}"; do
+    file=$cache/get_pip_${version//./_}.py
+    if [[ -f $file ]] && ! grep -q "$GET_PIP_MARKER" "$file"; then
+      log "keeping the real $file"
+      continue
+    fi
+    cat >"$file" <<EOF
+# $GET_PIP_MARKER, written by tests/run-all.sh.
+# ansible-test runs it as get-pip.py: install pip from ensurepip, then pip $version and the
+# packages ansible-test asked for from the package index.
+import subprocess
+import sys
+
+args = [arg for arg in sys.argv[1:] if arg not in ('--no-setuptools', '--no-wheel')]
+subprocess.check_call([sys.executable, '-m', 'ensurepip', '--upgrade', '--default-pip'])
+subprocess.check_call([sys.executable, '-m', 'pip', 'install', '--upgrade', '--force-reinstall'] + args)
+EOF
+    log "offline get-pip stand-in: $file"
+  done
+}
+
+setup() {
+  log "python for the venvs: $(command -v "$PYTHON") ($("$PYTHON" -c 'import sys; print(sys.version.split()[0])'))"
+  ensure_venv "$VENV_LATEST" tests/requirements-latest.txt
+  core_version "$VENV_LATEST"
+  if wants sanity-2.16 doc-2.16 unit-2.16; then
+    ensure_venv "$VENV_216" tests/requirements-2.16.txt
+    core_version "$VENV_216"
+  fi
+  copy_collection
+  if wants sanity-latest sanity-2.16; then
+    local venvs=("$VENV_LATEST")
+    if wants sanity-2.16; then
+      venvs+=("$VENV_216")
+    fi
+    write_get_pip_standins "${venvs[@]}"
+  fi
+}
+
+# ---------------------------------------------------------------- stages
+
+# Modules and everything shipped to nodes run on the target's Python: 2.7 (CentOS 7) and 3.6+.
+stage_vermin() {
+  local files=()
+  mapfile -d '' files < <(find plugins/modules plugins/module_utils roles/*/files \
+    -name '*.py' -type f -print0 2>/dev/null | sort -z)
+  if ((${#files[@]} == 0)); then
+    skip "no target-side Python files yet"
+  fi
+  log "vermin: ${#files[@]} files, targets 2.7 and 3.6"
+  "$VENV_LATEST/bin/vermin" --no-tips --violations -t=2.7- -t=3.6- "${files[@]}"
+  log "vermin: all ${#files[@]} files run on Python 2.7 and 3.6"
+}
+
+sanity() { # venv label
+  local venv=$1 label=$2 listing out ran
+  export PATH="$venv/bin:$PATH"
+  cd "$COLLECTION"
+  if ! command -v shellcheck >/dev/null; then
+    log "note: shellcheck is not installed, ansible-test skips that test (.ci/run installs it)"
+  fi
+  listing=$(ansible-test sanity --list-tests --python "$SANITY_PYTHON")
+  log "ansible-test sanity ($label, $(core_version "$venv")) tests:"
+  printf '%s\n' "$listing" | paste -sd ' ' | fold -s -w 100 | sed 's/^/  /'
+  if [[ $label == 2.16 ]]; then
+    # the checks Python 2.7 targets need; newer ansible-core releases dropped them
+    local t
+    for t in future-import-boilerplate metaclass-boilerplate; do
+      grep -qx "$t" <<<"$listing" || { log "ansible-test 2.16 does not list '$t'"; return 1; }
+    done
+  fi
+  out=$WORKDIR/sanity-$label.log
+  ansible-test sanity --python "$SANITY_PYTHON" --color no 2>&1 | tee "$out"
+  ran=$(grep -cE "^Running sanity test [\"']" "$out" || true)
+  log "ansible-test sanity ($label): $ran tests ran"
+  if ((ran == 0)); then
+    log "ansible-test ran no sanity test"
+    return 1
+  fi
+}
+stage_sanity_latest() { sanity "$VENV_LATEST" latest; }
+stage_sanity_2_16() { sanity "$VENV_216" 2.16; }
+
+stage_lint() {
+  export PATH="$VENV_LATEST/bin:$PATH"
+  export ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS_DIR
+  cd "$COLLECTION"
+  local args=(--offline)
+  if [[ ! -t 1 ]]; then
+    args+=(--nocolor)
+  fi
+  ansible-lint --version
+  ansible-lint "${args[@]}"
+}
+
+doc() { # venv
+  local venv=$1 modules=() path name fqcn out err n=0
+  export PATH="$venv/bin:$PATH"
+  export ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS_DIR
+  mapfile -t modules < <(find "$COLLECTION/plugins/modules" -maxdepth 1 -name '*.py' ! -name '__init__.py' -type f 2>/dev/null | sort)
+  if ((${#modules[@]} == 0)); then
+    skip "no modules in plugins/modules yet"
+  fi
+  cd "$WORKDIR"
+  err=$WORKDIR/ansible-doc.err
+  for path in "${modules[@]}"; do
+    name=$(basename "$path" .py)
+    fqcn=nodeops.memcg.$name
+    if ! out=$(ansible-doc -t module "$fqcn" 2>"$err"); then
+      cat "$err"
+      log "ansible-doc failed for $fqcn"
+      return 1
+    fi
+    if [[ -s $err ]]; then
+      cat "$err"
+      log "ansible-doc warned for $fqcn"
+      return 1
+    fi
+    if ! grep -qi "^> .*$fqcn" <<<"$out" || ! grep -q 'EXAMPLES' <<<"$out" || ! grep -q 'RETURN' <<<"$out"; then
+      printf '%s\n' "$out"
+      log "ansible-doc did not render $fqcn with EXAMPLES and RETURN VALUES"
+      return 1
+    fi
+    log "  $fqcn: $(wc -l <<<"$out") lines"
+    n=$((n + 1))
+  done
+  log "ansible-doc ($(core_version "$venv")): $n modules rendered"
+}
+stage_doc_latest() { doc "$VENV_LATEST"; }
+stage_doc_2_16() { doc "$VENV_216"; }
+
+unit() { # venv
+  local rc=0
+  "$1/bin/python" -m pytest tests/unit -ra || rc=$?
+  if ((rc == 5)); then
+    log "pytest collected no unit test: that is a failure"
+  fi
+  return "$rc"
+}
+stage_unit_latest() { unit "$VENV_LATEST"; }
+stage_unit_2_16() { unit "$VENV_216"; }
+
+stage_integration() {
+  local rc=0
+  if [[ ! -d tests/integration ]]; then
+    skip "no tests/integration directory"
+  fi
+  if ((EUID != 0)); then
+    log "warning: integration tests expect root"
+  fi
+  # the tests run the latest venv's ansible-playbook and ansible-runner against the collection copy
+  export PATH="$VENV_LATEST/bin:$PATH"
+  export VIRTUAL_ENV=$VENV_LATEST
+  export NODEOPS_MEMCG_COLLECTIONS_PATH=$COLLECTIONS_DIR
+  "$VENV_LATEST/bin/python" -m pytest tests/integration -ra || rc=$?
+  if ((rc == 5)); then
+    skip "pytest collected no integration test"
+  fi
+  return "$rc"
+}
+
+stage_molecule() {
+  local scenarios=()
+  mapfile -t scenarios < <(find "$COLLECTION/molecule" -mindepth 2 -maxdepth 2 -name molecule.yml 2>/dev/null \
+    | sed 's|/molecule.yml$||; s|.*/||' | sort)
+  if ((${#scenarios[@]} == 0)); then
+    skip "no molecule/<scenario>/molecule.yml"
+  fi
+  export PATH="$VENV_LATEST/bin:$PATH"
+  export ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS_DIR
+  cd "$COLLECTION"
+  log "molecule scenarios: ${scenarios[*]}"
+  molecule --version
+  molecule test --all
+}
+
+# ---------------------------------------------------------------- main
+
+RUN_START=$(now)
+WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/nodeops-memcg-test.XXXXXX")
+COLLECTIONS_DIR=$WORKDIR/collections
+COLLECTION=$COLLECTIONS_DIR/ansible_collections/nodeops/memcg
+SKIP_FILE=$WORKDIR/stage-skipped
+cleanup() {
+  if [[ ${KEEP_WORKDIR:-} == 1 ]]; then
+    log "kept $WORKDIR"
+  else
+    rm -rf "$WORKDIR"
+  fi
+}
+trap cleanup EXIT
+
+log "nodeops.memcg tests in $REPO_ROOT; stages: ${SELECTED[*]}"
+run_stage setup setup
+for stage in "${SELECTED[@]}"; do
+  run_stage "$stage" "stage_${stage//[-.]/_}"
+done
+print_summary
