@@ -1,0 +1,316 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) nodeops.memcg contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: kernel_check
+short_description: Tell whether a kernel reads memory.stat slowly with dying memory cgroups
+version_added: 1.0.0
+description:
+  - Classifies the running kernel (or O(release)) against the collection's kernel policy table
+    as V(severe), V(degraded), V(fixed) or V(unknown) for slow C(memory.stat) reads caused by
+    dying memory cgroups, and says which kernel to upgrade to.
+  - Versions are compared with the distribution's own ordering (rpm, dpkg) or by upstream
+    C(major.minor), never as strings.
+  - Lists the installed kernels (rpm or dpkg) and the boot default (grubby or the GRUB
+    environment block) where those tools exist; a missing tool is not an error.
+  - Read-only.
+author:
+  - nodeops.memcg contributors
+extends_documentation_fragment:
+  - nodeops.memcg.root
+attributes:
+  check_mode:
+    support: full
+    description: The module never changes anything; check mode returns the same result.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is no diff.
+  platform:
+    platforms: linux
+    description: Reads C(/proc) and runs rpm, dpkg-query, grubby and grub-editenv when present.
+options:
+  release:
+    description:
+      - Kernel release to classify, as C(uname -r) prints it, instead of the running kernel
+        read from C(<root>/proc/sys/kernel/osrelease).
+    type: str
+  policy_overrides:
+    description:
+      - Policy entries checked before the built-in table; the first entry whose C(match)
+        regular expression is found in the release wins.
+      - "Keys: C(match) (required), C(status), C(stream), C(reason), C(source), C(recommendation)
+        (C(summary), C(package), C(repository), C(minimum)), and the thresholds C(degraded_from),
+        C(fixed_from) compared with C(ordering) (V(upstream), V(rpm) or V(dpkg)) against the
+        version that C(version_pattern) extracts."
+      - Quote threshold versions; YAML reads an unquoted V(5.10) as V(5.1).
+      - An invalid entry fails the module with a message naming C(policy_overrides[index]) and
+        the bad value.
+      - See C(docs/kernel-policy.md) for the built-in table.
+    type: list
+    elements: dict
+  list_installed:
+    description:
+      - List installed kernels and the boot default.
+      - With O(root) other than V(/), rpm runs with C(--root), dpkg-query with C(--admindir)
+        under it and the GRUB environment block is read under it; grubby is not run.
+    type: bool
+    default: true
+notes:
+  - Installed kernels come from C(rpm -q kernel kernel-lt kernel-ml kernel-uek) and
+    C(dpkg-query -W 'linux-image-*') (installed packages only); the boot default from
+    C(grubby --default-kernel), else C(saved_entry) of C(/boot/grub/grubenv) or
+    C(/boot/grub2/grubenv).
+seealso:
+  - name: Kernel policy table
+    description: The streams, status rules, sources and how to override them.
+    link: https://github.com/nodeops/memcg/blob/main/docs/kernel-policy.md
+'''
+
+EXAMPLES = r'''
+- name: Check the running kernel
+  nodeops.memcg.kernel_check:
+  register: kernel
+
+- name: Fail when the kernel needs an upgrade
+  ansible.builtin.assert:
+    that: not kernel.upgrade_needed
+    fail_msg: "{{ kernel.release }} is {{ kernel.status }}: {{ kernel.recommendation.summary }}"
+
+- name: Classify a release without touching the host
+  nodeops.memcg.kernel_check:
+    release: 4.18.0-147.5.1.el8_1.x86_64
+    list_installed: false
+
+- name: Trust a vendor backport and require 5.15 for the upstream stream
+  nodeops.memcg.kernel_check:
+    policy_overrides:
+      - match: '^4\.18\.0-147\.5\.1\.el8_1'
+        status: fixed
+        reason: vendor backport of the memcg statistics fix
+      - match: '^\d+\.\d+'
+        stream: upstream
+        degraded_from: '4.16'
+        fixed_from: '5.15'
+
+- name: Check the host from a privileged container that mounts it at /host
+  nodeops.memcg.kernel_check:
+    root: /host
+'''
+
+RETURN = r'''
+kernel:
+  description: The classification of the kernel; the same keys are also returned at top level.
+  returned: always
+  type: dict
+  sample:
+    release: 4.19.0-26-amd64
+    stream: debian
+    status: degraded
+    reason: 4.16-5.1 no longer multiplies by CPUs, but a memory.stat read still walks every memcg, dying ones included
+    source: upstream 42a300353577 (5.2, series from 205b20cc5a99); a983b5ebee57 (4.16); 2d146aa3aa84 (5.13, rstat)
+    upgrade_needed: true
+    recommendation:
+      summary: on Debian 10 (buster) install linux-image-amd64 from buster-backports (5.10), or upgrade to Debian 11+
+      package: linux-image-amd64
+      repository: buster-backports
+      minimum: '5.10'
+release:
+  description: The kernel release classified (O(release) or the running one).
+  returned: always
+  type: str
+  sample: 3.10.0-1160.el7.x86_64
+stream:
+  description:
+    - The policy stream the release belongs to, for example V(el7), V(el8), V(elrepo),
+      V(ubuntu), V(debian), V(amzn2), V(uek), V(alinux), V(upstream); V(unknown) when no
+      entry matches.
+  returned: always
+  type: str
+  sample: el7
+status:
+  description: V(severe), V(degraded), V(fixed) or V(unknown).
+  returned: always
+  type: str
+  sample: severe
+reason:
+  description: Why the release has that status.
+  returned: always
+  type: str
+  sample: "no RHEL/CentOS 7 kernel (3.10.0) is known to carry the fix: a memory.stat read walks every memcg, dying ones included, per stat item and per CPU"
+source:
+  description: Commit or bug reference behind the status; empty when unknown.
+  returned: always
+  type: str
+  sample: upstream a983b5ebee57 (4.16) and 42a300353577 (5.2) are not in 3.10.0
+upgrade_needed:
+  description: True when RV(status) is V(severe) or V(degraded).
+  returned: always
+  type: bool
+  sample: true
+recommendation:
+  description: What to upgrade to when RV(upgrade_needed); every value is an empty string otherwise.
+  returned: always
+  type: dict
+  contains:
+    summary:
+      description: The upgrade path in one sentence.
+      type: str
+      returned: always
+      sample: install ELRepo kernel-lt (5.4) or kernel-ml from the elrepo-kernel repository, or move the node to EL8 (4.18.0-176+)
+    package:
+      description: Package to install.
+      type: str
+      returned: always
+      sample: kernel-lt
+    repository:
+      description: Repository that provides it.
+      type: str
+      returned: always
+      sample: elrepo-kernel
+    minimum:
+      description: Minimum kernel version to install.
+      type: str
+      returned: always
+      sample: '5.4'
+installed_kernels:
+  description: Installed kernel packages; empty when O(list_installed=false) or no tool was found.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    package:
+      description: Package name.
+      type: str
+      returned: always
+      sample: kernel-lt
+    version:
+      description: Package version as the package manager prints it (rpm C(VERSION-RELEASE), dpkg C(Version)).
+      type: str
+      returned: always
+      sample: 5.4.225-1.el7.elrepo
+    release:
+      description: Kernel release the package installs, as C(uname -r) prints it.
+      type: str
+      returned: always
+      sample: 5.4.225-1.el7.elrepo.x86_64
+boot_default:
+  description:
+    - Kernel release of the default boot entry; the raw GRUB C(saved_entry) when it names no
+      release (a menu index such as V(0)); null when unknown or O(list_installed=false).
+  returned: always
+  type: str
+  sample: 5.4.225-1.el7.elrepo.x86_64
+'''
+
+import os
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
+from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_inventory import (
+    DPKG_KERNEL_PATTERN,
+    DPKG_QUERY_FORMAT,
+    GRUBENV_PATHS,
+    RPM_KERNEL_PACKAGES,
+    RPM_QUERY_FORMAT,
+    parse_dpkg_kernels,
+    parse_grubby_default,
+    parse_grubenv,
+    parse_rpm_kernels,
+    read_running_release,
+    saved_entry_release,
+)
+from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_policy import classify
+
+# Outputs are parsed: keep the tools' messages and formats untranslated.
+C_LOCALE = {'LANG': 'C', 'LC_ALL': 'C'}
+
+
+def _run(module, args):
+    rc, out, dummy = module.run_command(args, environ_update=C_LOCALE)
+    return rc, out
+
+
+def installed_kernels(module, root):
+    kernels = []
+    rpm = module.get_bin_path('rpm')
+    if rpm:
+        args = [rpm] + (['--root', root] if root != '/' else [])
+        # rc counts the packages not installed: the lines of the installed ones still count.
+        dummy, out = _run(module, args + ['-q', '--qf', RPM_QUERY_FORMAT] + RPM_KERNEL_PACKAGES)
+        kernels.extend(parse_rpm_kernels(out))
+    dpkg_query = module.get_bin_path('dpkg-query')
+    if dpkg_query:
+        args = [dpkg_query]
+        if root != '/':
+            args += ['--admindir', os.path.join(root, 'var/lib/dpkg')]
+        rc, out = _run(module, args + ['-W', '-f', DPKG_QUERY_FORMAT, DPKG_KERNEL_PATTERN])
+        if rc == 0:
+            kernels.extend(parse_dpkg_kernels(out))
+    return kernels
+
+
+def boot_default(module, root):
+    # grubby knows the live system only; the GRUB environment block works under any root.
+    grubby = module.get_bin_path('grubby')
+    if grubby and root == '/':
+        rc, out = _run(module, [grubby, '--default-kernel'])
+        default = parse_grubby_default(out) if rc == 0 else None
+        if default:
+            return default
+    editenv = module.get_bin_path('grub-editenv') or module.get_bin_path('grub2-editenv')
+    for relative in GRUBENV_PATHS:
+        path = os.path.join(root, relative)
+        if not os.path.isfile(path):
+            continue
+        if editenv:
+            rc, text = _run(module, [editenv, path, 'list'])
+            if rc != 0:
+                continue
+        else:
+            try:
+                with open(path) as handle:
+                    text = handle.read()
+            except (IOError, OSError):
+                continue
+        return saved_entry_release(parse_grubenv(text).get('saved_entry'))
+    return None
+
+
+def check_kernel(module):
+    params = module.params
+    root = params['root']
+    release = params['release'] or read_running_release(root)
+    kernel = classify(release, params['policy_overrides'])
+    result = dict(kernel, changed=False, kernel=kernel, installed_kernels=[], boot_default=None)
+    if params['list_installed']:
+        result['installed_kernels'] = installed_kernels(module, root)
+        result['boot_default'] = boot_default(module, root)
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            release=dict(type='str'),
+            policy_overrides=dict(type='list', elements='dict'),
+            root=dict(type='path', default='/'),
+            list_installed=dict(type='bool', default=True),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        module.exit_json(**check_kernel(module))
+    except MemcgError as exc:
+        module.fail_json(msg=str(exc), exception=traceback.format_exc())
+
+
+if __name__ == '__main__':
+    main()
