@@ -14,8 +14,6 @@ __metaclass__ = type
 import os
 import re
 
-from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
-
 RPM_QUERY_FORMAT = '%{NAME} %{VERSION} %{RELEASE} %{ARCH}\\n'
 RPM_KERNEL_PACKAGES = ['kernel', 'kernel-lt', 'kernel-ml', 'kernel-uek']
 DPKG_QUERY_FORMAT = '${Package} ${Version} ${db:Status-Abbrev}\\n'
@@ -113,15 +111,3 @@ def saved_entry_release(entry):
             return found.group(1)
     return entry
 
-
-def read_running_release(root='/'):
-    """The running kernel release from <root>/proc/sys/kernel/osrelease."""
-    path = os.path.join(root, 'proc/sys/kernel/osrelease')
-    try:
-        with open(path) as handle:
-            release = handle.read().strip()
-    except (IOError, OSError) as exc:
-        raise MemcgError('cannot read the kernel release from %s: %s' % (path, exc))
-    if not release:
-        raise MemcgError('%s is empty' % path)
-    return release

@@ -224,10 +224,10 @@ from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_inventory imp
     parse_grubby_default,
     parse_grubenv,
     parse_rpm_kernels,
-    read_running_release,
     saved_entry_release,
 )
 from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_policy import classify
+from ansible_collections.nodeops.memcg.plugins.module_utils.procfs import read_osrelease
 
 # Outputs are parsed: keep the tools' messages and formats untranslated.
 C_LOCALE = {'LANG': 'C', 'LC_ALL': 'C'}
@@ -287,7 +287,7 @@ def boot_default(module, root):
 def check_kernel(module):
     params = module.params
     root = params['root']
-    release = params['release'] or read_running_release(root)
+    release = params['release'] or read_osrelease(root)
     kernel = classify(release, params['policy_overrides'])
     result = dict(kernel, changed=False, kernel=kernel, installed_kernels=[], boot_default=None)
     if params['list_installed']:

@@ -15,7 +15,6 @@ from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_inventory imp
     parse_grubby_default,
     parse_grubenv,
     parse_rpm_kernels,
-    read_running_release,
     saved_entry_release,
 )
 from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_policy import (
@@ -383,14 +382,3 @@ def test_parse_grubenv():
 def test_saved_entry_release(entry, expected):
     assert saved_entry_release(entry) == expected
 
-
-def test_read_running_release(tmp_path):
-    (tmp_path / 'proc/sys/kernel').mkdir(parents=True)
-    (tmp_path / 'proc/sys/kernel/osrelease').write_text(u'4.19.91-27.al7.x86_64\n')
-    assert read_running_release(str(tmp_path)) == '4.19.91-27.al7.x86_64'
-
-
-def test_read_running_release_names_missing_path(tmp_path):
-    with pytest.raises(MemcgError) as err:
-        read_running_release(str(tmp_path))
-    assert str(tmp_path / 'proc/sys/kernel/osrelease') in str(err.value)
