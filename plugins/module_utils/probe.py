@@ -24,6 +24,7 @@ from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_policy import
 DEFAULT_THRESHOLDS = {
     'warn_dying': 5000,
     'warn_dying_ratio': 10,
+    'warn_dying_ratio_min': 1000,
     'warn_read_ms': 100,
     'critical_dying': 20000,
     'critical_read_ms': 1000,
@@ -101,19 +102,21 @@ def _dying_reasons(memcg, thresholds, reads_scale):
     if dying > thresholds['critical_dying']:
         if reads_scale:
             level = 'critical'
-            reasons.append('%d dying memory cgroups exceed the critical threshold of %s; on this kernel '
+            reasons.append('%d dying memory cgroups exceed critical_dying (%s); on this kernel '
                            'every memory.stat read walks them.' % (dying, thresholds['critical_dying']))
         else:
             level = 'warn'
-            reasons.append('%d dying memory cgroups exceed the critical threshold of %s; the kernel is '
+            reasons.append('%d dying memory cgroups exceed critical_dying (%s); the kernel is '
                            'fixed, so reads no longer scale with them, but each one still holds memory.'
                            % (dying, thresholds['critical_dying']))
     elif dying > thresholds['warn_dying']:
         level = 'warn'
-        reasons.append('%d dying memory cgroups exceed the warn threshold of %s.' % (dying, thresholds['warn_dying']))
-    if live is not None and dying > thresholds['warn_dying_ratio'] * live:
+        reasons.append('%d dying memory cgroups exceed warn_dying (%s).' % (dying, thresholds['warn_dying']))
+    # A ratio over a handful of cgroups is noise: it counts only from warn_dying_ratio_min up.
+    if live is not None and dying >= thresholds['warn_dying_ratio_min'] \
+            and dying > thresholds['warn_dying_ratio'] * live:
         level = level if level != 'ok' else 'warn'
-        reasons.append('%d dying memory cgroups exceed %s times the %d live ones.'
+        reasons.append('%d dying memory cgroups exceed warn_dying_ratio (%s) times the %d live ones.'
                        % (dying, thresholds['warn_dying_ratio'], live))
     return level, reasons
 
@@ -124,13 +127,13 @@ def _read_reasons(name, latency, thresholds, reads_scale):
     max_ms, path = latency['max_ms'], latency['path']
     if max_ms > thresholds['critical_read_ms']:
         if reads_scale:
-            return 'critical', ['The %s memory.stat read (%s) took %s ms, over the critical threshold of %s ms.'
+            return 'critical', ['The %s memory.stat read (%s) took %s ms, over critical_read_ms (%s ms).'
                                 % (name, path, max_ms, thresholds['critical_read_ms'])]
-        return 'warn', ['The %s memory.stat read (%s) took %s ms, over the critical threshold of %s ms; the '
+        return 'warn', ['The %s memory.stat read (%s) took %s ms, over critical_read_ms (%s ms); the '
                         'kernel is fixed, so dying memory cgroups should not slow reads: look for another cause.'
                         % (name, path, max_ms, thresholds['critical_read_ms'])]
     if max_ms > thresholds['warn_read_ms']:
-        return 'warn', ['The %s memory.stat read (%s) took %s ms, over the warn threshold of %s ms.'
+        return 'warn', ['The %s memory.stat read (%s) took %s ms, over warn_read_ms (%s ms).'
                         % (name, path, max_ms, thresholds['warn_read_ms'])]
     return 'ok', []
 
@@ -161,7 +164,7 @@ def evaluate(facts, thresholds, kernel_status):
     system = kubelet.get('system_percent')
     if system is not None and system > thresholds['warn_kubelet_system_percent']:
         levels.append('warn')
-        reasons.append('kubelet (pid %s) spent %s%% of a CPU in the kernel, over the warn threshold of %s%%.'
+        reasons.append('kubelet (pid %s) spent %s%% of a CPU in the kernel, over warn_kubelet_system_percent (%s%%).'
                        % (kubelet.get('pid'), system, thresholds['warn_kubelet_system_percent']))
 
     kmem = facts.get('kmem_leak') or {}

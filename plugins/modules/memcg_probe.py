@@ -70,6 +70,9 @@ options:
       warn_dying_ratio:
         description: Warn when dying memory cgroups exceed this many times the live ones. Default V(10).
         type: float
+      warn_dying_ratio_min:
+        description: The ratio rule applies only from this many dying memory cgroups up. Default V(1000).
+        type: int
       warn_read_ms:
         description: Warn when a C(memory.stat) read takes longer than this (ms). Default V(100).
         type: float
@@ -382,7 +385,7 @@ reasons:
   elements: str
   sample:
     - >-
-      68460 dying memory cgroups exceed the critical threshold of 20000; on this kernel every
+      68460 dying memory cgroups exceed critical_dying (20000); on this kernel every
       memory.stat read walks them.
 thresholds:
   description: The thresholds applied (defaults merged with O(thresholds)).
@@ -391,6 +394,7 @@ thresholds:
   sample:
     warn_dying: 5000
     warn_dying_ratio: 10
+    warn_dying_ratio_min: 1000
     warn_read_ms: 100
     critical_dying: 20000
     critical_read_ms: 1000
@@ -416,6 +420,7 @@ def main():
             thresholds=dict(type='dict', options=dict(
                 warn_dying=dict(type='int'),
                 warn_dying_ratio=dict(type='float'),
+                warn_dying_ratio_min=dict(type='int'),
                 warn_read_ms=dict(type='float'),
                 critical_dying=dict(type='int'),
                 critical_read_ms=dict(type='float'),

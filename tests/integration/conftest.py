@@ -33,10 +33,12 @@ def collections_path():
 @pytest.fixture(scope='session')
 def ansible_env(collections_path):
     """Environment for ansible-playbook / ansible-runner with this collection and no user config."""
+    config = os.path.join(tempfile.mkdtemp(prefix='nodeops-memcg-cfg-'), 'ansible.cfg')
+    open(config, 'w').close()  # an empty config: no user or system settings leak in
     env = dict(os.environ)
     env.update({
         'ANSIBLE_COLLECTIONS_PATH': collections_path,
-        'ANSIBLE_CONFIG': os.devnull,
+        'ANSIBLE_CONFIG': config,
         'ANSIBLE_HOST_KEY_CHECKING': 'False',
         'ANSIBLE_RETRY_FILES_ENABLED': 'False',
         'ANSIBLE_NOCOLOR': '1',

@@ -70,6 +70,7 @@ def test_dying_memcgs_are_counted_and_drive_the_verdict(ansible_env, tmp_path):
         assert node['verdict'] == 'warn', node
 
         ratio = {'warn_dying': 10 ** 6, 'critical_dying': 10 ** 7,
+                 'warn_dying_ratio_min': DYING // 2,
                  'warn_dying_ratio': max(1, (baseline + DYING) // (2 * node['memcg']['live']))}
         node, _, _, _ = detect(ansible_env, tmp_path, ratio)
         assert node['verdict'] == 'warn' and any('ratio' in r for r in node['reasons']), node
@@ -79,10 +80,12 @@ def test_dying_memcgs_are_counted_and_drive_the_verdict(ansible_env, tmp_path):
 @pytest.mark.usefixtures('require_root_v1')
 def test_fail_on_critical_fails_the_run_after_writing_the_report(ansible_env, tmp_path):
     report_dir = tmp_path / 'report'
-    result = run_playbook(ansible_env, PLAYBOOK, localhost_inventory(str(tmp_path)), {
-        'detect_report_dir': str(report_dir), 'detect_cpu_interval': 0,
-        'detect_thresholds': {'warn_dying': 0, 'critical_dying': 0, 'warn_dying_ratio': 0},
-        'detect_policy_overrides': RUNNING_KERNEL_SEVERE, 'detect_fail_on': 'critical'})
+    with memcg_lab.MemcgLab() as lab:
+        lab.add_dying(10)
+        result = run_playbook(ansible_env, PLAYBOOK, localhost_inventory(str(tmp_path)), {
+            'detect_report_dir': str(report_dir), 'detect_cpu_interval': 0,
+            'detect_thresholds': {'warn_dying': 0, 'critical_dying': 0},
+            'detect_policy_overrides': RUNNING_KERNEL_SEVERE, 'detect_fail_on': 'critical'})
     assert result.returncode != 0, result.stdout
     assert 'detect_fail_on is critical' in result.stdout
     assert json.loads((report_dir / 'detect.json').read_text())['summary']['critical'] == 1

@@ -35,7 +35,7 @@ def test_probe_el7_node(tmp_path):
     assert result['kubelet']['found'] is True and result['kubelet']['pid'] == 4321
     assert result['kmem_leak']['suspected'] is True
     assert result['verdict'] == 'critical'
-    assert result['reasons'][0].startswith('68692 dying memory cgroups exceed the critical threshold of 20000')
+    assert result['reasons'][0].startswith('68692 dying memory cgroups exceed critical_dying (20000)')
 
 
 def test_check_mode_returns_the_same(tmp_path):
@@ -62,7 +62,7 @@ def test_thresholds_and_policy_overrides_are_applied(tmp_path):
     assert result['kernel']['stream'] == 'lab' and result['kernel']['status'] == 'severe'
     assert result['thresholds']['warn_dying'] == 10 and result['thresholds']['warn_read_ms'] == 100
     assert result['verdict'] == 'critical'
-    assert result['reasons'][0].startswith('22 dying memory cgroups exceed the critical threshold of 20')
+    assert result['reasons'][0].startswith('22 dying memory cgroups exceed critical_dying (20)')
 
 
 @pytest.mark.parametrize('thresholds, named', [
