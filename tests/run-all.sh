@@ -4,6 +4,7 @@
 #   tests/run-all.sh                 run every stage
 #   tests/run-all.sh unit sanity     run only those stages (a group name runs all its stages)
 #   tests/run-all.sh --list          list stages and groups
+#   tests/run-all.sh -k [STAGE ...]  keep going after a failed stage (default: stop at the first)
 #
 # Stages: vermin, sanity-latest, sanity-2.16, lint, doc-latest, doc-2.16, unit-latest, unit-2.16,
 #         integration, molecule.   Groups: sanity, doc, unit (both ansible-core versions), all.
@@ -18,6 +19,10 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "$REPO_ROOT"
 
 PYTHON=${PYTHON:-python3}
+if [[ ! -t 1 ]]; then
+  # plain logs in CI: ansible-lint, molecule and ansible-playbook colour even into a pipe
+  export NO_COLOR=${NO_COLOR:-1} PY_COLORS=${PY_COLORS:-0} ANSIBLE_NOCOLOR=${ANSIBLE_NOCOLOR:-1}
+fi
 SANITY_PYTHON=3.11
 VENV_LATEST=$REPO_ROOT/.venv-latest
 VENV_216=$REPO_ROOT/.venv-2.16
@@ -31,12 +36,13 @@ core_version() { "$1/bin/python" -c 'import ansible.release as r; print("ansible
 die() { printf 'run-all: %s\n' "$*" >&2; exit 2; }
 
 usage() {
-  sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
 }
 
 # ---------------------------------------------------------------- stage selection
 
 declare -A WANTED=()
+KEEP_GOING=0
 select_stage() {
   local s
   case "$1" in
@@ -58,16 +64,17 @@ select_stage() {
   esac
 }
 
-if (($# == 0)); then
-  set -- all
-fi
 for arg in "$@"; do
   case "$arg" in
     -h | --help) usage; exit 0 ;;
     -l | --list) printf '%s\n' "${ALL_STAGES[@]}"; exit 0 ;;
+    -k | --keep-going) KEEP_GOING=1 ;;
     *) select_stage "$arg" ;;
   esac
 done
+if ((${#WANTED[@]} == 0)); then
+  select_stage all
+fi
 SELECTED=()
 for s in "${ALL_STAGES[@]}"; do
   if [[ -n ${WANTED[$s]:-} ]]; then
@@ -138,9 +145,14 @@ run_stage() { # name function
   if ((rc != 0)); then
     RESULT_STATUS+=("failed:exit code $rc")
     log "==================== stage $name FAILED (exit code $rc, ${secs}s) ===================="
-    print_summary
-    log "run-all: stopped at the first failure: stage '$name'" >&2
-    exit "$rc"
+    FIRST_FAILURE=${FIRST_FAILURE:-$name}
+    FAILURE_RC=${FAILURE_RC:-$rc}
+    if ((KEEP_GOING == 0)) || [[ $name == setup ]]; then
+      print_summary
+      log "run-all: stopped at the first failure: stage '$name'" >&2
+      exit "$rc"
+    fi
+    return 0
   fi
   if [[ -s $SKIP_FILE ]]; then
     reason=$(<"$SKIP_FILE")
@@ -304,12 +316,8 @@ stage_lint() {
   export PATH="$VENV_LATEST/bin:$PATH"
   export ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS_DIR
   cd "$COLLECTION"
-  local args=(--offline)
-  if [[ ! -t 1 ]]; then
-    args+=(--nocolor)
-  fi
   ansible-lint --version
-  ansible-lint "${args[@]}"
+  ansible-lint --offline
 }
 
 doc() { # venv
@@ -415,3 +423,7 @@ for stage in "${SELECTED[@]}"; do
   run_stage "$stage" "stage_${stage//[-.]/_}"
 done
 print_summary
+if [[ -n ${FIRST_FAILURE:-} ]]; then
+  log "run-all: failed; first failure: stage '$FIRST_FAILURE'" >&2
+  exit "$FAILURE_RC"
+fi
