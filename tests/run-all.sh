@@ -204,7 +204,8 @@ copy_collection() {
   else
     tar -C "$REPO_ROOT" -cf - \
       --exclude=./.git --exclude='./.venv*' --exclude=./tests/output --exclude=./.ansible \
-      --exclude='__pycache__' --exclude='*.pyc' --exclude=./.pytest_cache --exclude='*.tar.gz' . \
+      --exclude='__pycache__' --exclude='*.pyc' --exclude=./.pytest_cache --exclude='*.tar.gz' \
+      --exclude=./memcg-report . \
       | tar -C "$COLLECTION" -xf -
   fi
   log "collection copied to $COLLECTION ($(find "$COLLECTION" -type f | wc -l) files)"
