@@ -20,7 +20,7 @@ trap 'rm -rf "$build"' EXIT
 "$venv/bin/ansible-galaxy" collection install --force -p "$collections" "$build"/nodeops-memcg-*.tar.gz >/dev/null
 
 report_dir="${DETECT_REPORT_DIR:-$HOME/nodeops-memcg-report}"
-inventory=(-i localhost, -c local -e "ansible_python_interpreter=$venv/bin/python")
+inventory=(-i 'localhost,' -c local -e "ansible_python_interpreter=$venv/bin/python")
 for arg in "$@"; do
   case "$arg" in -i|--inventory|--inventory=*) inventory=() ;; esac
 done

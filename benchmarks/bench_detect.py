@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark the probe and the detect playbook; prints numbers, asserts nothing.
 
 As root on a machine with a cgroup v1 memory hierarchy:
@@ -22,12 +21,10 @@ import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, 'tests', 'integration'))
-sys.path.insert(0, os.path.join(REPO, 'tests'))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tests'))
 
-import conftest  # noqa: E402,F401  makes ansible_collections.nodeops.memcg importable
-import memcg_lab  # noqa: E402
+from conftest import REPO_ROOT  # noqa: E402  importing it makes the collection importable
+from integration import memcg_lab  # noqa: E402
 from ansible_collections.nodeops.memcg.plugins.module_utils import probe  # noqa: E402
 
 
@@ -39,7 +36,7 @@ def cpu_seconds(who):
 def measure(function, repeat):
     """Median wall and CPU seconds of function() over repeat runs (CPU of this process and children)."""
     walls, cpus = [], []
-    for _ in range(repeat):
+    for _attempt in range(repeat):
         cpu0 = cpu_seconds(resource.RUSAGE_SELF) + cpu_seconds(resource.RUSAGE_CHILDREN)
         wall0 = time.perf_counter()
         function()
@@ -75,7 +72,7 @@ def bench_probe(live, dying, repeat):
 def bench_playbook(hosts, forks, repeat):
     with tempfile.TemporaryDirectory(prefix='nodeops-memcg-bench-') as work:
         os.makedirs(os.path.join(work, 'ansible_collections', 'nodeops'))
-        os.symlink(REPO, os.path.join(work, 'ansible_collections', 'nodeops', 'memcg'))
+        os.symlink(REPO_ROOT, os.path.join(work, 'ansible_collections', 'nodeops', 'memcg'))
         inventory = os.path.join(work, 'hosts.ini')
         with open(inventory, 'w') as handle:
             handle.write('[all:vars]\nansible_connection=local\nansible_python_interpreter=%s\n[all]\n' % sys.executable)
@@ -90,7 +87,7 @@ def bench_playbook(hosts, forks, repeat):
 
         def playbook():
             subprocess.run([os.path.join(bindir, 'ansible-playbook'), '-i', inventory, '-e', extra,
-                            os.path.join(REPO, 'playbooks', 'detect.yml')],
+                            os.path.join(REPO_ROOT, 'playbooks', 'detect.yml')],
                            env=env, stdout=subprocess.DEVNULL, check=True)
 
         def adhoc():

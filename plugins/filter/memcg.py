@@ -10,8 +10,8 @@ from ansible_collections.nodeops.memcg.plugins.module_utils import metrics, repo
 
 
 def detect_report(hosts, hostvars, generated_at):
-    """Build the fleet report from each host's memcg_detect fact."""
-    rows = [report.detect_node_row(host, hostvars[host].get('memcg_detect')) for host in hosts]
+    """Build the fleet report from each host's detect_result fact."""
+    rows = [report.detect_node_row(host, hostvars[host].get('detect_result')) for host in hosts]
     return report.detect_report(rows, generated_at)
 
 

@@ -110,4 +110,3 @@ def saved_entry_release(entry):
         if found:
             return found.group(1)
     return entry
-

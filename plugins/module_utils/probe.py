@@ -11,6 +11,7 @@ MAX_STAT_READS reads of each memory.stat, one CPU sample of kubelet. Result keys
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import math
 import numbers
 import re
 
@@ -42,8 +43,8 @@ SLUB_FAILURE = 'SLUB: Unable to allocate memory on node -1'
 
 
 def _is_number(value):
-    # numbers.Real covers Python 2 long; bool is an int but not a threshold; NaN != NaN.
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value == value
+    # numbers.Real covers Python 2 long; bool is an int but not a threshold; NaN compares false.
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
 
 
 def validate_thresholds(thresholds=None):

@@ -19,7 +19,7 @@ def _latency_ms(probe, cgroup):
 
 
 def detect_node_row(host, detect):
-    """One report row from a host's memcg_detect fact (None when the host never produced one)."""
+    """One report row from a host's detect_result fact (None when the host never produced one)."""
     if not detect:
         return {'host': host, 'status': 'failed', 'error': 'no detection result for this host'}
     if detect.get('unreachable'):

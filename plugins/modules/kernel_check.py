@@ -21,7 +21,7 @@ description:
     environment block) where those tools exist; a missing tool is not an error.
   - Read-only.
 author:
-  - nodeops.memcg contributors
+  - nodeops.memcg contributors (@nodeops)
 extends_documentation_fragment:
   - nodeops.memcg.root
 attributes:
@@ -32,6 +32,7 @@ attributes:
     support: none
     description: Nothing changes, so there is no diff.
   platform:
+    support: full
     platforms: linux
     description: Reads C(/proc) and runs rpm, dpkg-query, grubby and grub-editenv when present.
 options:

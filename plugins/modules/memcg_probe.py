@@ -22,7 +22,7 @@ description:
     O(stat_reads) times and never retried, and kubelet is sampled once over O(cpu_interval).
   - C(/proc/slabinfo) is readable by root only; without root, RV(slabinfo) is null.
 author:
-  - nodeops.memcg contributors
+  - nodeops.memcg contributors (@nodeops)
 extends_documentation_fragment:
   - nodeops.memcg.root
 attributes:
@@ -33,6 +33,7 @@ attributes:
     support: none
     description: Nothing changes, so there is no diff.
   platform:
+    support: full
     platforms: linux
     description: Reads Linux C(/proc) and cgroup file systems.
 options:

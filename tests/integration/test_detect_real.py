@@ -37,7 +37,7 @@ def detect(env, tmp_path, thresholds, overrides=()):
 @pytest.mark.usefixtures('require_root_v1')
 def test_dying_memcgs_are_counted_and_drive_the_verdict(ansible_env, tmp_path):
     relaxed = {'warn_dying': 10 ** 6, 'warn_dying_ratio': 10 ** 6, 'critical_dying': 10 ** 7}
-    before, _, _, _ = detect(ansible_env, tmp_path, relaxed)
+    before = detect(ansible_env, tmp_path, relaxed)[0]
     assert before['status'] == 'probed' and before['verdict'] == 'ok', before
     baseline = before['memcg']['dying']
     assert before['memcg']['total'] == before['memcg']['live'] + baseline
@@ -59,20 +59,20 @@ def test_dying_memcgs_are_counted_and_drive_the_verdict(ansible_env, tmp_path):
         assert 'Memory cgroup detection report' in output  # printed for the job log
 
         critical = dict(warn_only, critical_dying=baseline + DYING // 2 + 1)
-        node, _, _, _ = detect(ansible_env, tmp_path, critical, RUNNING_KERNEL_SEVERE)
+        node = detect(ansible_env, tmp_path, critical, RUNNING_KERNEL_SEVERE)[0]
         assert node['kernel']['status'] == 'severe'
         assert node['kernel']['upgrade_needed'] is True
         assert node['verdict'] == 'critical', node
 
         # On a fixed kernel the same count only warns: reads no longer scale with zombies.
-        node, _, _, _ = detect(ansible_env, tmp_path, critical)
+        node = detect(ansible_env, tmp_path, critical)[0]
         assert node['kernel']['status'] == 'fixed'
         assert node['verdict'] == 'warn', node
 
         ratio = {'warn_dying': 10 ** 6, 'critical_dying': 10 ** 7,
                  'warn_dying_ratio_min': DYING // 2,
                  'warn_dying_ratio': max(1, (baseline + DYING) // (2 * node['memcg']['live']))}
-        node, _, _, _ = detect(ansible_env, tmp_path, ratio)
+        node = detect(ansible_env, tmp_path, ratio)[0]
         assert node['verdict'] == 'warn' and any('ratio' in r for r in node['reasons']), node
     assert not os.path.exists(lab.parent)
 

@@ -56,7 +56,7 @@ def test_runner_job_reports_every_host_and_sets_stats(ansible_env, collections_p
         if event.get('event') == 'playbook_on_stats':
             stats = event['event_data']
     assert stats is not None, 'no playbook_on_stats event'
-    summary = stats['artifact_data']['memcg_detect_summary']
+    summary = stats['artifact_data']['detect_summary']
     assert summary['hosts'] == 2 and summary['probed'] == 1 and summary['unreachable'] == 1
 
     with open(os.path.join(report_dir, 'detect.json')) as handle:

@@ -381,4 +381,3 @@ def test_parse_grubenv():
 ])
 def test_saved_entry_release(entry, expected):
     assert saved_entry_release(entry) == expected
-

@@ -181,7 +181,8 @@ def test_rpm_vercmp(a, b, expected):
 @pytest.mark.parametrize('a, b, expected', DPKG_CASES)
 def test_dpkg_vercmp(a, b, expected):
     assert dpkg_vercmp(a, b) == expected
-    assert dpkg_vercmp(b, a) == -expected
+    swapped_left, swapped_right = b, a
+    assert dpkg_vercmp(swapped_left, swapped_right) == -expected
 
 
 @pytest.mark.parametrize('version, parsed', [
