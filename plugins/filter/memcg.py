@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) nodeops.memcg contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters that turn detection facts into the fleet report and Prometheus textfile content."""
+"""Filters that turn detect/mitigate facts into fleet reports and Prometheus textfile content."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -20,6 +20,17 @@ def detect_markdown(fleet_report):
     return report.detect_markdown(fleet_report)
 
 
+def mitigate_report(hosts, hostvars, generated_at):
+    """Build the fleet mitigation report from each host's mitigate_result fact."""
+    rows = [report.mitigate_node_row(host, hostvars[host].get('mitigate_result')) for host in hosts]
+    return report.mitigate_report(rows, generated_at)
+
+
+def mitigate_markdown(fleet_report):
+    """Render a mitigation report as Markdown."""
+    return report.mitigate_markdown(fleet_report)
+
+
 def prometheus_textfile(probe, timestamp):
     """Render a memcg_probe result for the node_exporter textfile collector."""
     return metrics.render_textfile(probe, timestamp)
@@ -30,5 +41,7 @@ class FilterModule(object):
         return {
             'detect_report': detect_report,
             'detect_markdown': detect_markdown,
+            'mitigate_report': mitigate_report,
+            'mitigate_markdown': mitigate_markdown,
             'prometheus_textfile': prometheus_textfile,
         }

@@ -139,3 +139,122 @@ def detect_markdown(report):
     if details:
         lines.extend(['', '## Reasons', ''] + details)
     return '\n'.join(lines) + '\n'
+
+
+MITIGATE_SCHEMA_VERSION = 1
+MITIGATE_STATUSES = ('not_needed', 'would_mitigate', 'mitigated', 'not_improved', 'unreachable', 'failed')
+_VERDICT_ORDER = {'ok': 0, 'warn': 1, 'critical': 2}
+
+
+def improved(before, after):
+    """True when the verdict came down, or it stayed but dying memcgs fell; pure."""
+    if not before or not after:
+        return False
+    old, new = _VERDICT_ORDER.get(before.get('verdict'), 0), _VERDICT_ORDER.get(after.get('verdict'), 0)
+    if new != old:
+        return new < old
+    dying_before = (before.get('memcg') or {}).get('dying')
+    dying_after = (after.get('memcg') or {}).get('dying')
+    return dying_before is not None and dying_after is not None and dying_after < dying_before
+
+
+def _figures(snapshot):
+    if not snapshot:
+        return None
+    return {'verdict': snapshot.get('verdict'),
+            'dying': (snapshot.get('memcg') or {}).get('dying'),
+            'total': (snapshot.get('memcg') or {}).get('total'),
+            'slab_kb': (snapshot.get('slab') or {}).get('slab_kb'),
+            'root_read_ms': snapshot.get('root_read_ms')}
+
+
+def mitigate_node_row(host, result):
+    """One report row from a host's mitigate_result fact (None when the host produced none)."""
+    if not result:
+        return {'host': host, 'status': 'failed', 'error': 'no mitigation result for this host'}
+    if result.get('unreachable'):
+        return {'host': host, 'status': 'unreachable', 'error': result.get('error')}
+    assessment = result.get('assessment') or {}
+    steps = [step for step in result.get('steps') or [] if step.get('gate')]
+    first = steps[0] if steps else assessment
+    dropped = [step for step in steps if step.get('dropped') or (step.get('reaper') or {}).get('reaped')]
+    last_after = dropped[-1].get('after') if dropped else None
+    before = first.get('before')
+    row = {
+        'host': host,
+        'verdict': (first.get('gate') or {}).get('verdict'),
+        'decision': ' Then: '.join(step['gate'].get('decision') or '' for step in steps or [assessment] if step.get('gate')),
+        'reasons': list((first.get('gate') or {}).get('reasons') or []),
+        'levels': [step.get('level') for step in dropped],
+        'before': _figures(before),
+        'after': _figures(last_after),
+        'error': result.get('error') or None,
+    }
+    row['problem'] = None
+    if row['error']:
+        row['status'] = 'failed'
+        row['problem'] = row['error']
+    elif dropped:
+        row['status'] = 'mitigated' if improved(before, last_after) else 'not_improved'
+        if row['status'] == 'not_improved':
+            row['problem'] = 'did not improve after drop_caches level %s: verdict %s -> %s, dying memcgs %s -> %s' % (
+                ', '.join(str(level) for level in row['levels']), row['before']['verdict'],
+                row['after']['verdict'], row['before']['dying'], row['after']['dying'])
+    elif any(step.get('would_drop') for step in steps):
+        row['status'] = 'would_mitigate'
+    else:
+        row['status'] = 'not_needed'
+    return row
+
+
+def mitigate_report(rows, generated_at):
+    """The mitigation report document: schema version, time, counts by status, rows by host."""
+    rows = sorted(rows, key=lambda row: row['host'])
+    summary = dict((status, 0) for status in MITIGATE_STATUSES)
+    summary['hosts'] = len(rows)
+    for row in rows:
+        summary[row['status']] += 1
+    return {'schema_version': MITIGATE_SCHEMA_VERSION, 'generated_at': generated_at,
+            'summary': summary, 'nodes': rows}
+
+
+def _change(before, after, key, render):
+    old = before.get(key) if before else None
+    new = after.get(key) if after else None
+    if new is None:
+        return render(old)
+    return '%s -> %s' % (render(old), render(new))
+
+
+def mitigate_markdown(report):
+    """The mitigation report as Markdown: summary line, a before/after row per node, decisions."""
+    summary = report['summary']
+    lines = [
+        '# Memory cgroup mitigation report',
+        '',
+        'Generated %s. %d hosts: %d mitigated, %d not improved, %d would mitigate, %d not needed, '
+        '%d unreachable, %d failed.' % (
+            report['generated_at'], summary['hosts'], summary['mitigated'], summary['not_improved'],
+            summary['would_mitigate'], summary['not_needed'], summary['unreachable'], summary['failed']),
+        '',
+    ]
+    table = []
+    decisions = []
+    for row in report['nodes']:
+        before, after = row.get('before'), row.get('after')
+        if before is None:
+            table.append([row['host'], row['status'], '-', '-', '-', '-', '-', row.get('error')])
+            continue
+        table.append([
+            row['host'], row['status'], _change(before, after, 'verdict', _cell),
+            _change(before, after, 'dying', _count), _change(before, after, 'slab_kb', _count),
+            _change(before, after, 'root_read_ms', _ms),
+            ', '.join(str(level) for level in row['levels']) or '-', row.get('error'),
+        ])
+        if row.get('decision'):
+            decisions.append('- %s: %s' % (row['host'], row['decision']))
+    lines.append(markdown_table(
+        ['Host', 'Status', 'Verdict', 'Dying memcgs', 'Slab kB', 'root memory.stat', 'Levels', 'Error'], table))
+    if decisions:
+        lines.extend(['', '## Decisions', ''] + decisions)
+    return '\n'.join(lines) + '\n'

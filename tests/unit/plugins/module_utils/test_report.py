@@ -4,6 +4,8 @@ __metaclass__ = type
 
 import json
 
+import pytest
+
 from ansible_collections.nodeops.memcg.plugins.module_utils import report
 
 
@@ -88,3 +90,58 @@ def test_markdown_leaves_out_recommendation_when_kernel_is_fixed():
         [report.detect_node_row('n', detect_fact(probe))], 'T'))
     assert 'nothing to do' not in text
     assert '## Reasons' not in text
+
+
+def snap(verdict, dying, slab_kb=1000, read_ms=1.0):
+    return {'verdict': verdict, 'memcg': {'total': dying + 10, 'live': 10, 'dying': dying},
+            'slab': {'slab_kb': slab_kb}, 'root_read_ms': read_ms}
+
+
+def step(before, after=None, level=2, would_drop=False, decision='Verdict warn reaches min_verdict warn'):
+    return {'gate': {'verdict': before['verdict'], 'reasons': ['r'], 'decision': decision},
+            'before': before, 'after': after, 'dropped': after is not None, 'would_drop': would_drop,
+            'level': level, 'reaper': {'reaped': False}}
+
+
+@pytest.mark.parametrize('before, after, expected', [
+    (snap('warn', 300), snap('ok', 300), True),        # verdict came down
+    (snap('warn', 300), snap('warn', 10), True),       # same verdict, fewer zombies
+    (snap('warn', 300), snap('warn', 300), False),
+    (snap('ok', 3), snap('warn', 1), False),           # verdict went up
+    (snap('warn', 300), None, False),
+])
+def test_improved(before, after, expected):
+    assert report.improved(before, after) is expected
+
+
+def test_mitigate_rows_by_outcome():
+    assessment = step(snap('warn', 300), would_drop=True)
+    mitigated = report.mitigate_node_row('a', {
+        'assessment': assessment,
+        'steps': [step(snap('warn', 300), snap('warn', 290)), step(snap('warn', 290), snap('ok', 5), level=3)]})
+    assert mitigated['status'] == 'mitigated' and mitigated['levels'] == [2, 3]
+    assert mitigated['before']['dying'] == 300 and mitigated['after']['dying'] == 5
+    assert mitigated['problem'] is None
+
+    stuck = report.mitigate_node_row('b', {'assessment': assessment,
+                                           'steps': [step(snap('warn', 300), snap('warn', 300))]})
+    assert stuck['status'] == 'not_improved'
+    assert stuck['problem'] == ('did not improve after drop_caches level 2: verdict warn -> warn, '
+                                'dying memcgs 300 -> 300')
+
+    would = report.mitigate_node_row('c', {'assessment': assessment, 'steps': [step(snap('warn', 300), would_drop=True)]})
+    assert would['status'] == 'would_mitigate' and would['after'] is None
+    calm = report.mitigate_node_row('d', {'assessment': step(snap('ok', 2)), 'steps': []})
+    assert calm['status'] == 'not_needed' and calm['before']['dying'] == 2
+    failed = report.mitigate_node_row('e', {'assessment': assessment, 'steps': [], 'error': 'write failed'})
+    assert (failed['status'], failed['problem']) == ('failed', 'write failed')
+    assert report.mitigate_node_row('f', {'unreachable': True, 'error': 'no route'})['status'] == 'unreachable'
+
+    doc = report.mitigate_report([mitigated, stuck, would, calm, failed], 'T')
+    assert doc['summary'] == {'hosts': 5, 'mitigated': 1, 'not_improved': 1, 'would_mitigate': 1,
+                              'not_needed': 1, 'unreachable': 0, 'failed': 1}
+    text = report.mitigate_markdown(doc)
+    assert '| a | mitigated | warn -> ok | 300 -> 5 |' in text
+    assert '| 2, 3 |' in text
+    assert '| d | not_needed | ok | 2 |' in text
+    assert '- a: Verdict warn reaches min_verdict warn Then: Verdict warn reaches min_verdict warn' in text
