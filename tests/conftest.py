@@ -8,7 +8,9 @@ points back at it, so tests import the collection by its real name.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 
@@ -20,6 +22,7 @@ def _collection_parent():
     if here[-3:-1] == ['ansible_collections', 'nodeops'] and here[-1] == 'memcg':
         return os.sep.join(here[:-3]) or os.sep
     parent = tempfile.mkdtemp(prefix='nodeops-memcg-pytest-')
+    atexit.register(shutil.rmtree, parent, True)
     os.makedirs(os.path.join(parent, 'ansible_collections', 'nodeops'))
     os.symlink(REPO_ROOT, os.path.join(parent, 'ansible_collections', 'nodeops', 'memcg'))
     return parent

@@ -33,7 +33,8 @@ def collections_path():
 @pytest.fixture(scope='session')
 def ansible_env(collections_path):
     """Environment for ansible-playbook / ansible-runner with this collection and no user config."""
-    config = os.path.join(tempfile.mkdtemp(prefix='nodeops-memcg-cfg-'), 'ansible.cfg')
+    config_dir = tempfile.mkdtemp(prefix='nodeops-memcg-cfg-')
+    config = os.path.join(config_dir, 'ansible.cfg')
     open(config, 'w').close()  # an empty config: no user or system settings leak in
     env = dict(os.environ)
     env.update({
@@ -45,7 +46,8 @@ def ansible_env(collections_path):
         'ANSIBLE_LOCAL_TEMP': tempfile.gettempdir(),
     })
     env['PATH'] = os.path.dirname(sys.executable) + os.pathsep + env.get('PATH', '')
-    return env
+    yield env
+    shutil.rmtree(config_dir)
 
 
 @pytest.fixture(scope='session')

@@ -88,7 +88,7 @@ def test_require_improvement_fails_a_node_that_did_not_get_better(ansible_env, t
     assert ('stuck: did not improve after drop_caches level 2, 3: verdict warn -> warn, '
             'dying memcgs 29992 -> 29992') in result.stdout
     assert re.search(r'fine\s+: ok=\d+ .*failed=0', result.stdout), result.stdout
-    _, rows = load_report(tmp_path / 'report')  # written before the failure
+    rows = load_report(tmp_path / 'report')[1]  # written before the failure
     assert rows['stuck']['status'] == 'not_improved' and rows['fine']['status'] == 'not_needed'
 
 
@@ -118,7 +118,7 @@ def test_real_kernel_mitigation_with_before_after_and_gated_rerun(ansible_env, t
                 'mitigate_thresholds': {'warn_dying': 100}}
         result = run_playbook(ansible_env, PLAYBOOK, inventory, need)
         assert result.returncode == 0, result.stdout
-        _, rows = load_report(report_dir)
+        rows = load_report(report_dir)[1]
         row = rows['localhost']
         assert row['status'] in ('mitigated', 'not_improved'), row
         assert abs(row['before']['total'] - baseline) <= 20
