@@ -273,8 +273,14 @@ setup() {
 # Modules and everything shipped to nodes run on the target's Python: 2.7 (CentOS 7) and 3.6+.
 stage_vermin() {
   local files=()
-  mapfile -d '' files < <(find plugins/modules plugins/module_utils roles/*/files \
-    -name '*.py' -type f -print0 2>/dev/null | sort -z)
+  mapfile -d '' files < <(find plugins/modules plugins/module_utils -name '*.py' -type f -print0 2>/dev/null | sort -z)
+  # Scripts shipped to nodes: *.py, or anything whose first line names python.
+  local shipped
+  while IFS= read -r -d '' shipped; do
+    if [[ $shipped == *.py ]] || head -n 1 "$shipped" | grep -q '^#!.*python'; then
+      files+=("$shipped")
+    fi
+  done < <(find roles/*/files -type f -print0 2>/dev/null | sort -z)
   if ((${#files[@]} == 0)); then
     skip "no target-side Python files yet"
   fi
