@@ -189,7 +189,9 @@ def count_dirs(top, list_subdirs=None):
     """Count directories under top, top itself included, tolerating directories that vanish.
 
     A memory hierarchy can hold tens of thousands of cgroups with dozens of control files each,
-    so scandir (no stat per entry) is used where Python has it.
+    so scandir (no stat per entry) is used where Python has it, and leaves are not listed at all:
+    cgroupfs (kernfs) keeps a directory's link count at 2 + its subdirectories, so a link count of
+    2 means no subdirectory (five times faster with 10,000 live memcgs; docs/benchmarks.md).
     """
     if list_subdirs is None:
         list_subdirs = subdirs_scandir if hasattr(os, 'scandir') else subdirs_listdir
@@ -204,7 +206,17 @@ def count_dirs(top, list_subdirs=None):
                 continue  # removed while we walked: it is no longer live
             raise MemcgError('cannot list %s: %s' % (path, exc.strerror or exc))
         count += 1
-        pending.extend(children)
+        for child in children:
+            try:
+                leaf = os.lstat(child).st_nlink == 2
+            except OSError as exc:
+                if exc.errno in _VANISHED:
+                    continue
+                raise MemcgError('cannot stat %s: %s' % (child, exc.strerror or exc))
+            if leaf:
+                count += 1
+            else:
+                pending.append(child)
     return count
 
 
