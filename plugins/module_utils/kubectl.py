@@ -1,0 +1,904 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) nodeops.memcg contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""kubectl as a library: argument lists, error mapping, and the pure decisions of the upgrade flow.
+
+Nothing here imports AnsibleModule. ``Kubectl`` takes a ``run(argv, data=None) -> (rc, out, err)``
+callable (the module passes a wrapper around ``module.run_command`` with LANG=C, tests pass fakes)
+and never builds shell strings. The kubeconfig is passed to kubectl as ``--kubeconfig PATH``; it is
+never opened here, and error messages are scrubbed of anything that looks like a credential.
+
+The pure functions (``node_summary``, ``pods_blocking``, ``parse_drain_errors``,
+``lease_decision`` and friends) take plain decoded JSON and return plain data.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import calendar
+import datetime
+import json
+import os
+import re
+
+from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
+
+# ---------------------------------------------------------------- annotations and names
+
+ANNOTATION_PREFIX = 'nodeops.memcg/'
+#: the run id of the run that cordoned the node; only that run uncordons it
+CORDONED_BY = 'nodeops.memcg/cordoned-by'
+#: why the upgrade of this node failed (the node stays cordoned)
+FAILURE = 'nodeops.memcg/failure'
+#: the run id that recorded nodeops.memcg/failure (so that run can clear its own stale failure)
+FAILURE_RUN = 'nodeops.memcg/failure-run'
+OUR_ANNOTATIONS = (CORDONED_BY, FAILURE, FAILURE_RUN)
+
+CONTROL_PLANE_LABELS = ('node-role.kubernetes.io/control-plane', 'node-role.kubernetes.io/master')
+MIRROR_POD_ANNOTATION = 'kubernetes.io/config.mirror'
+
+LEASE_KIND = 'leases.coordination.k8s.io'
+DEFAULT_LOCK_NAMESPACE = 'kube-system'
+DEFAULT_LOCK_NAME = 'nodeops-memcg-kernel-upgrade'
+
+#: annotation values are free text for people; keep them short enough to read in `kubectl describe`
+MAX_ANNOTATION_CHARS = 1024
+
+
+# ---------------------------------------------------------------- errors
+
+class KubectlError(MemcgError):
+    """kubectl failed; ``code`` says how (NotFound, Conflict, Connection, ...), ``stderr`` is scrubbed."""
+
+    code = 'Error'
+
+    def __init__(self, message, stderr='', argv=None):
+        super(KubectlError, self).__init__(message)
+        self.stderr = stderr
+        self.argv = list(argv or [])
+
+
+class NotFoundError(KubectlError):
+    code = 'NotFound'
+
+
+class ConflictError(KubectlError):
+    code = 'Conflict'
+
+
+class AlreadyExistsError(KubectlError):
+    code = 'AlreadyExists'
+
+
+class ForbiddenError(KubectlError):
+    code = 'Forbidden'
+
+
+class UnauthorizedError(KubectlError):
+    code = 'Unauthorized'
+
+
+class InvalidError(KubectlError):
+    code = 'Invalid'
+
+
+class KubeConnectionError(KubectlError):
+    code = 'Connection'
+
+
+class KubeconfigError(KubectlError):
+    code = 'Kubeconfig'
+
+
+class WaitTimeoutError(KubectlError):
+    code = 'Timeout'
+
+
+class DrainError(KubectlError):
+    """kubectl drain failed; ``refusals`` is parse_drain_errors(stderr)."""
+
+    code = 'DrainFailed'
+
+    def __init__(self, message, stderr='', argv=None, refusals=None, stdout=''):
+        super(DrainError, self).__init__(message, stderr=stderr, argv=argv)
+        self.refusals = refusals or []
+        self.stdout = stdout
+
+
+_SERVER_ERROR = re.compile(r'Error from server \((\w+)\)')
+_SERVER_CLASSES = {
+    'NotFound': NotFoundError,
+    'Conflict': ConflictError,
+    'AlreadyExists': AlreadyExistsError,
+    'Forbidden': ForbiddenError,
+    'Unauthorized': UnauthorizedError,
+    'Invalid': InvalidError,
+    'BadRequest': InvalidError,
+}
+_UNAUTHORIZED = re.compile(r'You must be logged in to the server|\(Unauthorized\)')
+_CONNECTION = re.compile(
+    r'The connection to the server .* was refused|Unable to connect to the server|'
+    r'dial tcp|connection refused|no such host|i/o timeout|context deadline exceeded|'
+    r'Client\.Timeout exceeded|TLS handshake timeout|couldn\'t get current server API group list|'
+    r'net/http: request canceled|the server is currently unable to handle the request|'
+    r'http: server gave HTTP response to HTTPS client|x509: ')
+_KUBECONFIG = re.compile(
+    r'context "[^"]*" does not exist|context was not found for specified context|Error in configuration|'
+    r'error loading config file|no configuration has been provided|'
+    r'invalid configuration|stat [^:]*: no such file or directory|'
+    r'cluster has no server defined|unable to read client-(cert|key)')
+_WAIT_TIMEOUT = re.compile(r'timed out waiting for the condition')
+
+_REDACTIONS = (
+    (re.compile(r'(?i)(authorization:\s*(bearer|basic)\s+)\S+'), r'\1<redacted>'),
+    (re.compile(r'(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+'), r'\1<redacted>'),
+    (re.compile(r'(?i)((?:token|password|client-key-data|client-certificate-data|'
+                r'certificate-authority-data|id-token|refresh-token)"?\s*[:=]\s*"?)[^\s",}]+'),
+     r'\1<redacted>'),
+    (re.compile(r'(--token(?:=|\s+))\S+'), r'\1<redacted>'),
+    # long base64 runs (embedded certificates or keys) are never useful in an error message
+    (re.compile(r'[A-Za-z0-9+/]{120,}={0,2}'), '<redacted>'),
+)
+
+
+def redact(text, limit=2000):
+    """Scrub credentials from kubectl output and keep its last `limit` characters."""
+    text = (text or '').strip()
+    for pattern, replacement in _REDACTIONS:
+        text = pattern.sub(replacement, text)
+    if len(text) > limit:
+        text = '...' + text[-limit:]
+    return text
+
+
+def map_error(stderr, what, argv=None):
+    """A KubectlError subclass instance for kubectl's stderr; the message names `what` (e.g. 'node n1')."""
+    clean = redact(stderr)
+    first = clean.splitlines()[0] if clean else 'no error output'
+    found = _SERVER_ERROR.search(clean)
+    if found:
+        reason = found.group(1)
+        cls = _SERVER_CLASSES.get(reason, KubectlError)
+        if reason == 'NotFound' and 'could not find the requested resource' in clean:
+            cls = KubectlError
+            message = 'the API server does not serve the resource type of %s' % what
+        elif reason == 'NotFound':
+            message = '%s not found' % what
+        elif reason == 'Conflict':
+            message = '%s was changed by someone else meanwhile (conflict)' % what
+        elif reason == 'AlreadyExists':
+            message = '%s already exists' % what
+        elif reason == 'Forbidden':
+            message = 'not allowed to access %s (RBAC, see docs/kubernetes.md)' % what
+        elif reason == 'Unauthorized':
+            message = 'the API server rejected the credentials while accessing %s' % what
+        else:
+            message = 'the API server refused the request on %s (%s)' % (what, reason)
+        return cls('%s: %s' % (message, first), stderr=clean, argv=argv)
+    if _UNAUTHORIZED.search(clean):
+        return UnauthorizedError('the API server rejected the credentials while accessing %s: %s' % (what, first),
+                                 stderr=clean, argv=argv)
+    if _KUBECONFIG.search(clean):
+        return KubeconfigError('kubectl could not use its kubeconfig or context while accessing %s: %s'
+                               % (what, first), stderr=clean, argv=argv)
+    if _CONNECTION.search(clean):
+        return KubeConnectionError('cannot reach the Kubernetes API server while accessing %s: %s' % (what, first),
+                                   stderr=clean, argv=argv)
+    if _WAIT_TIMEOUT.search(clean):
+        return WaitTimeoutError('timed out waiting for %s: %s' % (what, first), stderr=clean, argv=argv)
+    return KubectlError('kubectl failed on %s: %s' % (what, first), stderr=clean, argv=argv)
+
+
+# ---------------------------------------------------------------- the kubectl wrapper
+
+def _seconds(value):
+    return '%ds' % int(value)
+
+
+def _describe(kind, name=None, namespace=None):
+    kind = kind.split('.')[0]
+    if name is not None and kind.endswith('s'):
+        kind = kind[:-1]
+    if name is None:
+        return '%s%s' % (kind, ' in namespace %s' % namespace if namespace else '')
+    if namespace:
+        return '%s %s/%s' % (kind, namespace, name)
+    return '%s %s' % (kind, name)
+
+
+class Kubectl(object):
+    """Build kubectl argument lists, run them through `run`, map failures to KubectlError subclasses."""
+
+    def __init__(self, run, binary='kubectl', kubeconfig=None, context=None, request_timeout=None):
+        self._run = run
+        self.binary = binary
+        self.kubeconfig = kubeconfig
+        self.context = context
+        self.request_timeout = request_timeout
+
+    # -- argv
+
+    def base_argv(self, request_timeout=True):
+        argv = [self.binary]
+        if self.kubeconfig:
+            argv += ['--kubeconfig', self.kubeconfig]
+        if self.context:
+            argv += ['--context', self.context]
+        if request_timeout and self.request_timeout:
+            argv += ['--request-timeout', _seconds(self.request_timeout)]
+        return argv
+
+    def get_argv(self, kind, name=None, namespace=None, field_selector=None, label_selector=None,
+                 all_namespaces=False):
+        argv = self.base_argv() + ['get', kind]
+        if name is not None:
+            argv.append(name)
+        if all_namespaces:
+            argv.append('--all-namespaces')
+        elif namespace:
+            argv += ['--namespace', namespace]
+        if field_selector:
+            argv += ['--field-selector', field_selector]
+        if label_selector:
+            argv += ['--selector', label_selector]
+        return argv + ['--output', 'json']
+
+    def patch_argv(self, kind, name, patch, namespace=None, patch_type='merge', dry_run=False):
+        argv = self.base_argv() + ['patch', kind, name]
+        if namespace:
+            argv += ['--namespace', namespace]
+        argv += ['--type', patch_type, '--patch', json.dumps(patch, sort_keys=True)]
+        if dry_run:
+            argv.append('--dry-run=server')
+        return argv + ['--output', 'json']
+
+    def apply_argv(self, verb, dry_run=False):
+        argv = self.base_argv() + [verb, '--filename', '-']
+        if dry_run:
+            argv.append('--dry-run=server')
+        return argv + ['--output', 'json']
+
+    def delete_argv(self, kind, name, namespace=None, ignore_not_found=False):
+        argv = self.base_argv() + ['delete', kind, name]
+        if namespace:
+            argv += ['--namespace', namespace]
+        if ignore_not_found:
+            argv.append('--ignore-not-found')
+        return argv + ['--wait=false']
+
+    def drain_argv(self, node, timeout=600, grace_period=-1, delete_emptydir_data=True,
+                   ignore_daemonsets=True, disable_eviction=False, force=False, dry_run=False):
+        argv = self.base_argv() + ['drain', node, '--timeout', _seconds(timeout),
+                                   '--grace-period', str(int(grace_period))]
+        if ignore_daemonsets:
+            argv.append('--ignore-daemonsets')
+        if delete_emptydir_data:
+            argv.append('--delete-emptydir-data')
+        if force:
+            argv.append('--force')
+        if disable_eviction:
+            argv.append('--disable-eviction')
+        if dry_run:
+            argv.append('--dry-run=server')
+        return argv
+
+    def wait_argv(self, kind, name, condition, timeout, namespace=None):
+        # no --request-timeout: kubectl wait watches, and --timeout already bounds it
+        argv = self.base_argv(request_timeout=False)
+        argv += ['wait', '%s/%s' % (kind, name), '--for', condition, '--timeout', _seconds(timeout)]
+        if namespace:
+            argv += ['--namespace', namespace]
+        return argv
+
+    # -- running
+
+    def call(self, argv, what, data=None):
+        """Run argv; return stdout; raise a KubectlError subclass naming `what` on failure."""
+        if data is None:
+            rc, out, err = self._run(argv)
+        else:
+            rc, out, err = self._run(argv, data=data)
+        if rc != 0:
+            raise map_error(err or out, what, argv=argv)
+        return out
+
+    def _json(self, out, what):
+        try:
+            return json.loads(out)
+        except ValueError:
+            raise KubectlError('kubectl returned no JSON for %s: %s' % (what, redact(out, 200)))
+
+    def get_json(self, kind, name=None, namespace=None, field_selector=None, label_selector=None,
+                 all_namespaces=False):
+        """The object (or the List) as decoded JSON; NotFoundError when a named object does not exist."""
+        what = _describe(kind, name, namespace)
+        argv = self.get_argv(kind, name, namespace, field_selector, label_selector, all_namespaces)
+        return self._json(self.call(argv, what), what)
+
+    def get_optional(self, kind, name, namespace=None):
+        """The named object, or None when it does not exist."""
+        try:
+            return self.get_json(kind, name, namespace=namespace)
+        except NotFoundError:
+            return None
+
+    def get_items(self, kind, namespace=None, field_selector=None, label_selector=None, all_namespaces=False):
+        return self.get_json(kind, namespace=namespace, field_selector=field_selector,
+                             label_selector=label_selector, all_namespaces=all_namespaces).get('items') or []
+
+    def get_raw(self, path):
+        argv = self.base_argv() + ['get', '--raw', path]
+        return self._json(self.call(argv, 'API path %s' % path), 'API path %s' % path)
+
+    def patch(self, kind, name, patch, namespace=None, patch_type='merge', dry_run=False):
+        what = _describe(kind, name, namespace)
+        return self._json(self.call(self.patch_argv(kind, name, patch, namespace, patch_type, dry_run), what), what)
+
+    def create(self, obj, dry_run=False):
+        return self._apply('create', obj, dry_run)
+
+    def replace(self, obj, dry_run=False):
+        """Replace the object; its metadata.resourceVersion, when set, is the server-side precondition."""
+        return self._apply('replace', obj, dry_run)
+
+    def _apply(self, verb, obj, dry_run):
+        meta = obj.get('metadata') or {}
+        what = _describe(obj.get('kind', 'object').lower(), meta.get('name'), meta.get('namespace'))
+        out = self.call(self.apply_argv(verb, dry_run), what, data=json.dumps(obj, sort_keys=True))
+        return self._json(out, what)
+
+    def delete(self, kind, name, namespace=None, ignore_not_found=False):
+        self.call(self.delete_argv(kind, name, namespace, ignore_not_found), _describe(kind, name, namespace))
+
+    def wait(self, kind, name, condition, timeout, namespace=None):
+        """kubectl wait --for CONDITION; WaitTimeoutError names the object, the condition and the timeout."""
+        what = _describe(kind, name, namespace)
+        argv = self.wait_argv(kind, name, condition, timeout, namespace)
+        rc, out, err = self._run(argv)
+        if rc != 0:
+            mapped = map_error(err or out, what, argv=argv)
+            if isinstance(mapped, WaitTimeoutError):
+                raise WaitTimeoutError('%s did not reach %s within %ds' % (what, condition, int(timeout)),
+                                       stderr=mapped.stderr, argv=argv)
+            raise mapped
+        return out
+
+    def drain(self, node, timeout=600, grace_period=-1, delete_emptydir_data=True, ignore_daemonsets=True,
+              disable_eviction=False, force=False, dry_run=False):
+        """kubectl drain; returns stdout. DrainError (with refusals) when pods could not be evicted."""
+        argv = self.drain_argv(node, timeout, grace_period, delete_emptydir_data, ignore_daemonsets,
+                               disable_eviction, force, dry_run)
+        rc, out, err = self._run(argv)
+        if rc == 0:
+            return out
+        refusals = parse_drain_errors(err)
+        if not refusals:
+            mapped = map_error(err or out, 'node %s' % node, argv=argv)
+            if mapped.code != KubectlError.code:  # connection, credentials, RBAC, NotFound: not a refusal
+                raise mapped
+        why = summarize_refusals(refusals) or redact(err or out, 500)
+        raise DrainError('kubectl drain of node %s failed: %s' % (node, why),
+                         stderr=redact(err), argv=argv, refusals=refusals, stdout=out)
+
+
+def run_with(module):
+    """A `run` for Kubectl around module.run_command: argument lists, LANG=C, stdin from `data`."""
+    def run(argv, data=None):
+        return module.run_command(argv, data=data, check_rc=False,
+                                  environ_update={'LANG': 'C', 'LC_ALL': 'C', 'LC_MESSAGES': 'C'})
+    return run
+
+
+def kubectl_for(module):
+    """Kubectl built from the module's common options (kubectl, kubeconfig, context, request_timeout)."""
+    params = module.params
+    binary = params['kubectl']
+    if '/' in binary:
+        if not os.access(binary, os.X_OK):
+            raise MemcgError('the kubectl binary %r does not exist or is not executable' % binary)
+    else:
+        found = module.get_bin_path(binary)
+        if not found:
+            raise MemcgError('the kubectl binary %r was not found in PATH; set the kubectl option to its path' % binary)
+        binary = found
+    return Kubectl(run_with(module), binary=binary, kubeconfig=params.get('kubeconfig'),
+                   context=params.get('context'), request_timeout=params.get('request_timeout'))
+
+
+# ---------------------------------------------------------------- nodes
+
+def _annotations(obj):
+    return ((obj or {}).get('metadata') or {}).get('annotations') or {}
+
+
+def _labels(obj):
+    return ((obj or {}).get('metadata') or {}).get('labels') or {}
+
+
+def condition_status(obj, condition):
+    """'True', 'False', 'Unknown' or None when the status has no such condition."""
+    for cond in ((obj or {}).get('status') or {}).get('conditions') or []:
+        if cond.get('type') == condition:
+            return cond.get('status')
+    return None
+
+
+def node_ready(node):
+    return condition_status(node, 'Ready') == 'True'
+
+
+def node_summary(node):
+    """The facts of one Node object the upgrade flow decides on."""
+    meta = node.get('metadata') or {}
+    labels = meta.get('labels') or {}
+    annotations = meta.get('annotations') or {}
+    info = (node.get('status') or {}).get('nodeInfo') or {}
+    return {
+        'name': meta.get('name'),
+        'ready': node_ready(node),
+        'ready_status': condition_status(node, 'Ready') or 'Unknown',
+        'unschedulable': bool((node.get('spec') or {}).get('unschedulable')),
+        'control_plane': any(label in labels for label in CONTROL_PLANE_LABELS),
+        'kernel_version': info.get('kernelVersion'),
+        'kubelet_version': info.get('kubeletVersion'),
+        'os_image': info.get('osImage'),
+        'cordoned_by': annotations.get(CORDONED_BY),
+        'failure': annotations.get(FAILURE),
+        'annotations': dict((k, v) for k, v in annotations.items() if k.startswith(ANNOTATION_PREFIX)),
+    }
+
+
+def cordon_owner(node, run_id):
+    """Who holds the node's cordon: None (schedulable), 'this_run', 'other_run' or 'admin'.
+
+    A node that is unschedulable without our cordoned-by annotation was cordoned by someone else (an
+    admin, another tool): it must stay cordoned whatever this run does. A cordoned-by annotation on a
+    schedulable node (someone uncordoned by hand) does not make the node ours to cordon later either:
+    it is reported as schedulable and cordoning it annotates it anew.
+    """
+    unschedulable = bool((node.get('spec') or {}).get('unschedulable'))
+    if not unschedulable:
+        return None
+    by = _annotations(node).get(CORDONED_BY)
+    if not by:
+        return 'admin'
+    return 'this_run' if by == run_id else 'other_run'
+
+
+def cordon_patch(run_id, resource_version=None):
+    """Merge patch: cordon and annotate in one request (resourceVersion makes it a precondition)."""
+    patch = {'metadata': {'annotations': {CORDONED_BY: run_id}}, 'spec': {'unschedulable': True}}
+    if resource_version:
+        patch['metadata']['resourceVersion'] = resource_version
+    return patch
+
+
+def uncordon_patch(node, run_id, resource_version=None):
+    """Merge patch undoing this run's cordon, or None when the node is not this run's to uncordon.
+
+    Removes cordoned-by and, when it was recorded by this run, the failure annotations.
+    """
+    annotations = _annotations(node)
+    remove = {}
+    uncordon = False
+    if annotations.get(CORDONED_BY) == run_id:
+        remove[CORDONED_BY] = None
+        uncordon = bool((node.get('spec') or {}).get('unschedulable'))
+    if annotations.get(FAILURE_RUN) == run_id:
+        remove[FAILURE_RUN] = None
+        if FAILURE in annotations:
+            remove[FAILURE] = None
+    if not remove:
+        return None
+    patch = {'metadata': {'annotations': remove}}
+    if uncordon:
+        patch['spec'] = {'unschedulable': None}
+    if resource_version:
+        patch['metadata']['resourceVersion'] = resource_version
+    return patch
+
+
+def failure_patch(node, reason, run_id=None, resource_version=None):
+    """Merge patch recording the failure reason, or None when the node already says exactly that."""
+    reason = (reason or '').strip()
+    if len(reason) > MAX_ANNOTATION_CHARS:
+        reason = reason[:MAX_ANNOTATION_CHARS - 3] + '...'
+    annotations = _annotations(node)
+    wanted = {FAILURE: reason}
+    if run_id:
+        wanted[FAILURE_RUN] = run_id
+    elif FAILURE_RUN in annotations:
+        wanted[FAILURE_RUN] = None
+    if all(annotations.get(k) == v for k, v in wanted.items()):
+        return None
+    patch = {'metadata': {'annotations': wanted}}
+    if resource_version:
+        patch['metadata']['resourceVersion'] = resource_version
+    return patch
+
+
+def apply_merge_patch(obj, patch):
+    """RFC 7386 merge patch applied to a copy of obj (for diffs and check mode predictions)."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(obj) if isinstance(obj, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = apply_merge_patch(result.get(key), value)
+    return result
+
+
+def node_state(node):
+    """The part of a node the node module changes: for diffs and results."""
+    return {
+        'unschedulable': bool((node.get('spec') or {}).get('unschedulable')),
+        'annotations': dict((k, v) for k, v in sorted(_annotations(node).items()) if k.startswith(ANNOTATION_PREFIX)),
+    }
+
+
+WAIT_CONDITIONS = ('ready', 'not_ready', 'daemonsets_ready')
+
+
+def wait_condition_met(condition, node, pods=None):
+    """(met, why_not) for one node (None: missing) under a wait_for condition.
+
+    ready: the Ready condition is True. not_ready: it is not True (False or Unknown, the node went
+    down). daemonsets_ready: the node is Ready and every DaemonSet pod on it is Running and Ready.
+    """
+    if node is None:
+        return False, 'the node does not exist'
+    status = condition_status(node, 'Ready') or 'Unknown'
+    if condition == 'not_ready':
+        return status != 'True', 'its Ready condition is still True'
+    if status != 'True':
+        return False, 'its Ready condition is %s' % status
+    if condition == 'ready':
+        return True, ''
+    waiting = []
+    for pod in pods or []:
+        if pod_owner(pod)[0] != 'DaemonSet':
+            continue
+        if (pod.get('status') or {}).get('phase') != 'Running' or not pod_ready(pod):
+            meta = pod.get('metadata') or {}
+            waiting.append('%s/%s' % (meta.get('namespace'), meta.get('name')))
+    if waiting:
+        return False, 'DaemonSet pods not Ready: %s' % ', '.join(sorted(waiting))
+    return True, ''
+
+
+# ---------------------------------------------------------------- pods and PodDisruptionBudgets
+
+def pod_owner(pod):
+    """(kind, name) of the pod's controller, or (None, None) for a bare pod."""
+    refs = (pod.get('metadata') or {}).get('ownerReferences') or []
+    for ref in refs:
+        if ref.get('controller'):
+            return ref.get('kind'), ref.get('name')
+    return None, None
+
+
+def pod_ready(pod):
+    return condition_status(pod, 'Ready') == 'True'
+
+
+def pod_summary(pod):
+    meta = pod.get('metadata') or {}
+    kind, name = pod_owner(pod)
+    return {
+        'namespace': meta.get('namespace'),
+        'name': meta.get('name'),
+        'owner_kind': kind,
+        'owner_name': name,
+        'phase': (pod.get('status') or {}).get('phase'),
+        'ready': pod_ready(pod),
+        'mirror': MIRROR_POD_ANNOTATION in (meta.get('annotations') or {}),
+    }
+
+
+def selector_matches(selector, labels):
+    """A metav1.LabelSelector against a label map: None matches nothing, {} matches everything."""
+    if selector is None:
+        return False
+    for key, value in (selector.get('matchLabels') or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get('matchExpressions') or []:
+        key, op, values = expr.get('key'), expr.get('operator'), expr.get('values') or []
+        if op == 'In':
+            if key not in labels or labels[key] not in values:
+                return False
+        elif op == 'NotIn':
+            if key in labels and labels[key] in values:
+                return False
+        elif op == 'Exists':
+            if key not in labels:
+                return False
+        elif op == 'DoesNotExist':
+            if key in labels:
+                return False
+        else:
+            return False
+    return True
+
+
+def _evictable(pod):
+    """Pods kubectl drain evicts (DaemonSet and mirror pods are skipped, finished pods need no budget)."""
+    if pod_owner(pod)[0] == 'DaemonSet':
+        return False
+    if MIRROR_POD_ANNOTATION in _annotations(pod):
+        return False
+    return (pod.get('status') or {}).get('phase') not in ('Succeeded', 'Failed')
+
+
+def pods_blocking(pods, pdbs, node=None):
+    """Pods (optionally only those on `node`) whose eviction the PodDisruptionBudgets refuse.
+
+    A budget blocks a pod when it selects the pod (same namespace) and its status.disruptionsAllowed
+    is below 1; a pod selected by more than one budget cannot be evicted at all (the eviction API
+    refuses it whatever the budgets allow). Returns a list of dicts: namespace, pod, pdbs (names of
+    the blocking budgets), reason, sorted by namespace and pod.
+    """
+    blocked = []
+    for pod in pods:
+        meta = pod.get('metadata') or {}
+        if node is not None and (pod.get('spec') or {}).get('nodeName') != node:
+            continue
+        if not _evictable(pod):
+            continue
+        labels = meta.get('labels') or {}
+        matching = []
+        for pdb in pdbs:
+            pmeta = pdb.get('metadata') or {}
+            if pmeta.get('namespace') != meta.get('namespace'):
+                continue
+            if selector_matches((pdb.get('spec') or {}).get('selector'), labels):
+                matching.append(pdb)
+        if not matching:
+            continue
+        blocking = [p for p in matching if int((p.get('status') or {}).get('disruptionsAllowed') or 0) < 1]
+        names = sorted(p['metadata']['name'] for p in (blocking or matching))
+        if blocking:
+            reason = 'PodDisruptionBudget %s allows no disruption' % ', '.join(names)
+        elif len(matching) > 1:
+            reason = 'selected by more than one PodDisruptionBudget (%s): the eviction API refuses it' % ', '.join(names)
+        else:
+            continue
+        blocked.append({'namespace': meta.get('namespace'), 'pod': meta.get('name'), 'pdbs': names,
+                        'reason': reason})
+    return sorted(blocked, key=lambda b: (b['namespace'], b['pod']))
+
+
+# ---------------------------------------------------------------- kubectl drain's error text
+
+# `error when evicting pods/"web-5d8f7" -n "shop" (will retry after 5s): Cannot evict pod ...`
+# (kubectl >= 1.23) and `error when evicting pod "web-5d8f7" (will retry after 5s): ...` (older)
+_EVICT_ERROR = re.compile(
+    r'error when evicting (?:pods/"(?P<pod>[^"]+)" -n "(?P<ns>[^"]+)"|pod "(?P<oldpod>[^"]+)")'
+    r'(?P<retry> \(will retry after \d+s\))?: (?P<msg>[^\n]*)')
+# `cannot delete Pods that declare no controller (use --force to override): default/bare, ns/other`
+_FILTER_ERROR = re.compile(
+    r'cannot delete (?:cannot delete )?(?P<what>[^(:\n]+?) \(use (?P<flag>--[\w-]+) to (?:override|ignore)\): '
+    r'(?P<pods>[\w.-]+/[\w.-]+(?:, [\w.-]+/[\w.-]+)*)')
+_FILTER_REASONS = (
+    ('no controller', 'no_controller'),
+    ('not managed by', 'no_controller'),
+    ('local storage', 'local_storage'),
+    ('DaemonSet', 'daemonset'),
+)
+
+
+def _refusal_reason(message):
+    lowered = message.lower()
+    if 'disruption budget' in lowered:
+        return 'pdb'
+    if 'more than one poddisruptionbudget' in lowered:
+        return 'multiple_pdbs'
+    if 'global timeout reached' in lowered:
+        return 'timeout'
+    if 'forbidden' in lowered:
+        return 'forbidden'
+    return 'error'
+
+
+def parse_drain_errors(stderr):
+    """The pods kubectl drain could not evict, and why.
+
+    Returns a list of dicts: namespace (None when kubectl did not say, old kubectl), pod, reason
+    ('pdb', 'multiple_pdbs', 'timeout', 'no_controller', 'local_storage', 'daemonset', 'forbidden',
+    'error') and message (kubectl's words). A pod that was refused by a budget and then hit the
+    global timeout is reported once, with reason 'pdb'. Sorted by namespace and pod.
+    """
+    found = {}
+    order = []
+
+    def note(ns, pod, reason, message):
+        key = (ns, pod)
+        if key not in found:
+            order.append(key)
+            found[key] = {'namespace': ns, 'pod': pod, 'reason': reason, 'message': message}
+            return
+        # the more specific reason wins: a budget refusal explains a later timeout
+        if found[key]['reason'] in ('timeout', 'error') and reason not in ('timeout', 'error'):
+            found[key].update(reason=reason, message=message)
+
+    for match in _EVICT_ERROR.finditer(stderr or ''):
+        pod = match.group('pod') or match.group('oldpod')
+        message = match.group('msg').strip()
+        note(match.group('ns'), pod, _refusal_reason(message), message)
+    for match in _FILTER_ERROR.finditer(stderr or ''):
+        what = match.group('what')
+        reason = 'error'
+        for needle, code in _FILTER_REASONS:
+            if needle in what:
+                reason = code
+                break
+        message = 'cannot delete %s (use %s to override)' % (what, match.group('flag'))
+        for ref in match.group('pods').split(', '):
+            ns, pod = ref.split('/', 1)
+            note(ns, pod, reason, message)
+    return sorted((found[k] for k in order), key=lambda r: (r['namespace'] or '', r['pod']))
+
+
+_REASON_TEXT = {
+    'pdb': 'refused by a PodDisruptionBudget',
+    'multiple_pdbs': 'selected by more than one PodDisruptionBudget, which the eviction API refuses',
+    'timeout': 'not gone before the drain timeout',
+    'no_controller': 'a bare pod without controller, force=true would delete it',
+    'local_storage': 'uses emptyDir local storage, delete_emptydir_data=true would delete it',
+    'daemonset': 'managed by a DaemonSet, ignore_daemonsets=true would skip it',
+    'forbidden': 'eviction forbidden, RBAC needs pods/eviction create',
+}
+
+
+def summarize_refusals(refusals):
+    """One line naming each refused pod, its reason and (when known) the budgets that block it."""
+    parts = []
+    for item in refusals:
+        ref = '%s/%s' % (item['namespace'], item['pod']) if item.get('namespace') else item['pod']
+        text = _REASON_TEXT.get(item['reason'], item.get('message') or item['reason'])
+        if item.get('pdbs'):
+            text = 'blocked by PodDisruptionBudget %s' % ', '.join(item['pdbs'])
+        parts.append('%s: %s' % (ref, text))
+    return '; '.join(parts)
+
+
+_EVICTING = re.compile(r'^evicting pod (?P<ns>[^/\s]+)/(?P<pod>\S+)', re.MULTILINE)
+_DELETING = re.compile(r'^(?:deleting|removing) pod (?P<ns>[^/\s]+)/(?P<pod>\S+)', re.MULTILINE)
+_IGNORED_DS = re.compile(r'ignoring DaemonSet-managed Pods: (?P<pods>[\w.-]+/[\w.-]+(?:, [\w.-]+/[\w.-]+)*)')
+
+
+def parse_drain_output(stdout, stderr=''):
+    """What kubectl drain evicted (or, with --dry-run=server, would evict) and the DaemonSet pods it skipped.
+
+    kubectl prints `evicting pod NS/NAME` before every attempt, refused ones included: pods that
+    stderr reports as refused are not counted as evicted.
+    """
+    refused = set()
+    for item in parse_drain_errors(stderr):
+        refused.add((item['namespace'], item['pod']))
+        refused.add((None, item['pod']))
+    evicted = []
+    for match in list(_EVICTING.finditer(stdout or '')) + list(_DELETING.finditer(stdout or '')):
+        ns, pod = match.group('ns'), match.group('pod')
+        ref = '%s/%s' % (ns, pod)
+        if ref not in evicted and (ns, pod) not in refused and (None, pod) not in refused:
+            evicted.append(ref)
+    ignored = []
+    for match in _IGNORED_DS.finditer((stdout or '') + '\n' + (stderr or '')):
+        for ref in match.group('pods').split(', '):
+            if ref not in ignored:
+                ignored.append(ref)
+    return {'evicted': sorted(evicted), 'ignored_daemonset_pods': sorted(ignored)}
+
+
+def eviction_supported(api_v1_resources):
+    """True when /api/v1 advertises the pods/eviction subresource (else kubectl drain silently deletes)."""
+    for resource in (api_v1_resources or {}).get('resources') or []:
+        if resource.get('name') == 'pods/eviction':
+            return True
+    return False
+
+
+# ---------------------------------------------------------------- the lock (coordination.k8s.io/v1 Lease)
+
+_TIME = re.compile(r'^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$')
+
+
+def parse_time(text):
+    """RFC 3339 (Kubernetes Time or MicroTime) to epoch seconds; None for None or ''."""
+    if not text:
+        return None
+    match = _TIME.match(text)
+    if not match:
+        raise MemcgError('not an RFC 3339 time: %r' % (text,))
+    year, month, day, hour, minute, second = [int(g) for g in match.groups()[:6]]
+    fraction = float('0.' + match.group(7)) if match.group(7) else 0.0
+    epoch = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0)) + fraction
+    zone = match.group(8)
+    if zone != 'Z':
+        sign = 1 if zone[0] == '+' else -1
+        epoch -= sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
+    return epoch
+
+
+def format_time(epoch):
+    """Epoch seconds to a Kubernetes MicroTime string (UTC, microseconds)."""
+    stamp = datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=epoch)
+    return stamp.strftime('%Y-%m-%dT%H:%M:%S.%fZ')
+
+
+def lease_state(lease, now, ttl=None):
+    """The lock facts of a Lease: holder, times, ttl, expires_at, expired, seconds_left."""
+    if lease is None:
+        return None
+    spec = lease.get('spec') or {}
+    duration = spec.get('leaseDurationSeconds')
+    if duration is None:
+        duration = ttl
+    renew = parse_time(spec.get('renewTime')) or parse_time(spec.get('acquireTime'))
+    expires = renew + duration if (renew is not None and duration is not None) else None
+    return {
+        'holder': spec.get('holderIdentity') or None,
+        'acquire_time': spec.get('acquireTime'),
+        'renew_time': spec.get('renewTime'),
+        'ttl': duration,
+        'expires_at': format_time(expires) if expires is not None else None,
+        'expired': expires is None or expires < now,
+        'seconds_left': max(0, int(expires - now)) if expires is not None else 0,
+        'transitions': int(spec.get('leaseTransitions') or 0),
+        'resource_version': (lease.get('metadata') or {}).get('resourceVersion'),
+    }
+
+
+def lease_decision(lease, holder, now, ttl):
+    """What acquiring the lock for `holder` at `now` (epoch seconds) means.
+
+    'create' (no Lease), 'renew' (it is ours), 'take_over_expired' (another holder's time ran out,
+    or nobody holds it: released), 'held_by_other'.
+    """
+    if lease is None:
+        return 'create'
+    state = lease_state(lease, now, ttl)
+    if state['holder'] == holder:
+        return 'renew'
+    if state['holder'] is None or state['expired']:
+        return 'take_over_expired'
+    return 'held_by_other'
+
+
+def lease_object(name, namespace, holder, ttl, now, previous=None):
+    """The Lease to create, renew or take over at `now` (resourceVersion of `previous` as precondition)."""
+    stamp = format_time(now)
+    spec = {'holderIdentity': holder, 'leaseDurationSeconds': int(ttl), 'acquireTime': stamp, 'renewTime': stamp,
+            'leaseTransitions': 0}
+    metadata = {'name': name, 'namespace': namespace,
+                'labels': {'app.kubernetes.io/managed-by': 'nodeops.memcg'}}
+    if previous is not None:
+        old_meta = previous.get('metadata') or {}
+        old_spec = previous.get('spec') or {}
+        for key in ('labels', 'annotations'):
+            if old_meta.get(key):
+                metadata[key] = dict(old_meta[key])
+        metadata['resourceVersion'] = old_meta.get('resourceVersion')
+        transitions = int(old_spec.get('leaseTransitions') or 0)
+        if old_spec.get('holderIdentity') == holder:
+            spec['acquireTime'] = old_spec.get('acquireTime') or stamp
+            spec['leaseTransitions'] = transitions
+        else:
+            spec['leaseTransitions'] = transitions + 1
+    return {'apiVersion': 'coordination.k8s.io/v1', 'kind': 'Lease', 'metadata': metadata, 'spec': spec}
+
+
+def released_lease(previous):
+    """The Lease with nobody holding it (resourceVersion of `previous` as precondition)."""
+    meta = dict(previous.get('metadata') or {})
+    spec = dict(previous.get('spec') or {})
+    spec.pop('holderIdentity', None)
+    metadata = {'name': meta.get('name'), 'namespace': meta.get('namespace'),
+                'resourceVersion': meta.get('resourceVersion')}
+    for key in ('labels', 'annotations'):
+        if meta.get(key):
+            metadata[key] = dict(meta[key])
+    return {'apiVersion': 'coordination.k8s.io/v1', 'kind': 'Lease', 'metadata': metadata, 'spec': spec}
