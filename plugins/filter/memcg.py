@@ -31,6 +31,18 @@ def mitigate_markdown(fleet_report):
     return report.mitigate_markdown(fleet_report)
 
 
+def upgrade_report(hosts, hostvars, generated_at, run_id):
+    """Build the rollout report from each host's kernel_upgrade_result fact, in inventory order."""
+    rows = [report.upgrade_node_row(host, hostvars[host].get('kernel_upgrade_node_name', host),
+                                    hostvars[host].get('kernel_upgrade_result')) for host in hosts]
+    return report.upgrade_report(rows, generated_at, run_id)
+
+
+def upgrade_markdown(fleet_report):
+    """Render a rollout report as Markdown."""
+    return report.upgrade_markdown(fleet_report)
+
+
 def prometheus_textfile(probe, timestamp):
     """Render a memcg_probe result for the node_exporter textfile collector."""
     return metrics.render_textfile(probe, timestamp)
@@ -43,5 +55,7 @@ class FilterModule(object):
             'detect_markdown': detect_markdown,
             'mitigate_report': mitigate_report,
             'mitigate_markdown': mitigate_markdown,
+            'upgrade_report': upgrade_report,
+            'upgrade_markdown': upgrade_markdown,
             'prometheus_textfile': prometheus_textfile,
         }

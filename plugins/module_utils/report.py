@@ -258,3 +258,97 @@ def mitigate_markdown(report):
     if decisions:
         lines.extend(['', '## Decisions', ''] + decisions)
     return '\n'.join(lines) + '\n'
+
+
+UPGRADE_SCHEMA_VERSION = 1
+UPGRADE_STATUSES = ('upgraded', 'failed', 'planned', 'already_fixed', 'not_started', 'unreachable')
+UPGRADE_STEPS = ('cordon', 'drain', 'boot', 'ready', 'finalize', 'uncordon')
+
+
+def _seconds_between(start, end):
+    """Seconds between two Unix timestamps, rounded to 0.1; None when either is missing."""
+    if start is None or end is None:
+        return None
+    return round(float(end) - float(start), 1)
+
+
+def upgrade_timeline(marks):
+    """[{step, started, ended, seconds}] from marks [{'step': 'start'|step, 'at': unix time}]; pure.
+
+    Each step starts when the step before it ended: marks are taken once, after each step.
+    """
+    timeline = []
+    previous = None
+    for mark in marks or []:
+        if mark['step'] != 'start' and previous is not None:
+            timeline.append({'step': mark['step'], 'started': previous, 'ended': mark['at'],
+                             'seconds': _seconds_between(previous, mark['at'])})
+        previous = mark['at']
+    return timeline
+
+
+def upgrade_node_row(host, node_name, state):
+    """One report row from a host's kernel_upgrade_result fact (None: never reached)."""
+    state = state or {}
+    row = {
+        'host': host,
+        'node': node_name,
+        'status': state.get('status') or 'not_started',
+        'kernel_before': state.get('kernel_before'),
+        'kernel_after': state.get('kernel_after'),
+        'failed_step': state.get('failed_step'),
+        'error': state.get('error') or None,
+        'admin_cordoned': bool(state.get('admin_cordoned')),
+        'left_cordoned': bool(state.get('left_cordoned')),
+        'timeline': upgrade_timeline(state.get('marks')),
+    }
+    row['seconds'] = sum(step['seconds'] or 0 for step in row['timeline']) if row['timeline'] else None
+    return row
+
+
+def upgrade_report(rows, generated_at, run_id):
+    """The rollout report: counts by status, where it stopped (the first failed node), rows in order."""
+    summary = dict((status, 0) for status in UPGRADE_STATUSES)
+    summary['hosts'] = len(rows)
+    stopped_at = None
+    for row in rows:
+        summary[row['status']] += 1
+        if row['status'] == 'failed' and stopped_at is None:
+            stopped_at = {'node': row['node'], 'step': row['failed_step'], 'error': row['error']}
+    return {'schema_version': UPGRADE_SCHEMA_VERSION, 'generated_at': generated_at, 'run_id': run_id,
+            'stopped_at': stopped_at, 'summary': summary, 'nodes': list(rows)}
+
+
+def _timeline_cell(row):
+    return ', '.join('%s %ss' % (step['step'], step['seconds']) for step in row['timeline']) or '-'
+
+
+def upgrade_markdown(report):
+    """The rollout report as Markdown: outcome line, a row per node with its timeline."""
+    summary = report['summary']
+    stopped = report.get('stopped_at')
+    outcome = ('Stopped at node %s, step %s: %s' % (stopped['node'], stopped['step'], stopped['error'])
+               if stopped else 'Completed.')
+    lines = [
+        '# Kernel upgrade report',
+        '',
+        'Run %s, generated %s. %s' % (report['run_id'], report['generated_at'], outcome),
+        '',
+        '%d hosts: %d upgraded, %d failed, %d planned, %d already fixed, %d not started, %d unreachable.' % (
+            summary['hosts'], summary['upgraded'], summary['failed'], summary['planned'],
+            summary['already_fixed'], summary['not_started'], summary['unreachable']),
+        '',
+    ]
+    table = []
+    for row in report['nodes']:
+        kernel = row['kernel_before'] or '-'
+        if row['kernel_after'] and row['kernel_after'] != row['kernel_before']:
+            kernel = '%s -> %s' % (kernel, row['kernel_after'])
+        notes = row['error'] or ''
+        if row['admin_cordoned']:
+            notes = (notes + '; ' if notes else '') + 'cordoned by an admin before the run: left cordoned'
+        elif row['left_cordoned']:
+            notes = (notes + '; ' if notes else '') + 'left cordoned'
+        table.append([row['node'], row['status'], kernel, row['failed_step'], _timeline_cell(row), notes])
+    lines.append(markdown_table(['Node', 'Status', 'Kernel', 'Failed step', 'Timeline', 'Notes'], table))
+    return '\n'.join(lines) + '\n'

@@ -88,6 +88,15 @@ options:
       - Required with O(state=cordoned), O(state=drained) and O(state=uncordoned). Use the same value
         for the lock holder (M(nodeops.memcg.k8s_cluster_lock)).
     type: str
+  adopt:
+    description:
+      - Take over a cordon left by an earlier run of this tool (a C(nodeops.memcg/cordoned-by) annotation
+        with another run id), together with its failure annotations, so this run uncordons the node when
+        it is done with it. Safe only while holding the cluster lock (M(nodeops.memcg.k8s_cluster_lock)),
+        which guarantees that run is over; the C(nodeops.memcg.kernel_upgrade) role sets it so a re-run
+        finishes an interrupted rollout. Nodes cordoned by an admin are never adopted.
+    type: bool
+    default: false
   reason:
     description:
       - Why the upgrade of this node failed, stored in the C(nodeops.memcg/failure) annotation
@@ -303,7 +312,7 @@ ATTEMPTS = 3
 PDB_REASONS = ('pdb', 'multiple_pdbs', 'timeout')
 
 
-def plan(state, node, run_id, reason):
+def plan(state, node, run_id, reason, adopt=False):
     """(patch or None, facts) for one state, from the node as read."""
     owner = k8s.cordon_owner(node, run_id)
     annotations = (node.get('metadata') or {}).get('annotations') or {}
@@ -314,6 +323,10 @@ def plan(state, node, run_id, reason):
     if state in ('cordoned', 'drained'):
         if owner is None:
             patch = k8s.cordon_patch(run_id, rv)
+        elif owner == 'other_run' and adopt:
+            patch = k8s.cordon_patch(run_id, rv)
+            if k8s.FAILURE in annotations:
+                patch['metadata']['annotations'][k8s.FAILURE_RUN] = run_id
     elif state == 'uncordoned':
         patch = k8s.uncordon_patch(node, run_id, rv)
         if owner == 'admin':
@@ -334,7 +347,7 @@ def converge(module, kube, name, state):
     params = module.params
     for attempt in range(ATTEMPTS):
         node = kube.get_json('node', name)
-        patch, facts = plan(state, node, params['run_id'], params['reason'])
+        patch, facts = plan(state, node, params['run_id'], params['reason'], params['adopt'])
         if patch is None:
             return node, node, facts, False
         if module.check_mode:
@@ -425,6 +438,7 @@ def main():
             name=dict(type='str', required=True),
             state=dict(type='str', required=True, choices=['cordoned', 'drained', 'uncordoned', 'failed']),
             run_id=dict(type='str'),
+            adopt=dict(type='bool', default=False),
             reason=dict(type='str'),
             timeout=dict(type='int', default=600),
             grace_period=dict(type='int', default=-1),

@@ -145,3 +145,37 @@ def test_mitigate_rows_by_outcome():
     assert '| 2, 3 |' in text
     assert '| d | not_needed | ok | 2 |' in text
     assert '- a: Verdict warn reaches min_verdict warn Then: Verdict warn reaches min_verdict warn' in text
+
+
+def test_upgrade_timeline_steps_start_when_the_previous_one_ended():
+    marks = [{'step': 'start', 'at': 100.0}, {'step': 'cordon', 'at': 101.5}, {'step': 'drain', 'at': 131.5},
+             {'step': 'boot', 'at': 301.0}]
+    assert report.upgrade_timeline(marks) == [
+        {'step': 'cordon', 'started': 100.0, 'ended': 101.5, 'seconds': 1.5},
+        {'step': 'drain', 'started': 101.5, 'ended': 131.5, 'seconds': 30.0},
+        {'step': 'boot', 'started': 131.5, 'ended': 301.0, 'seconds': 169.5}]
+    assert report.upgrade_timeline([]) == []
+
+
+def test_upgrade_report_says_where_the_rollout_stopped():
+    done = report.upgrade_node_row('h1', 'node-1', {
+        'status': 'upgraded', 'kernel_before': '3.10.0-1160.el7.x86_64', 'kernel_after': '5.4.225-1.el7.elrepo.x86_64',
+        'marks': [{'step': 'start', 'at': 0}, {'step': 'cordon', 'at': 1}, {'step': 'uncordon', 'at': 61}]})
+    blocked = report.upgrade_node_row('h2', 'node-2', {
+        'status': 'failed', 'kernel_before': '3.10.0-1160.el7.x86_64', 'failed_step': 'drain',
+        'error': 'pod shop/web-1 blocked by PodDisruptionBudget shop/web', 'left_cordoned': True,
+        'marks': [{'step': 'start', 'at': 0}, {'step': 'cordon', 'at': 1}]})
+    untouched = report.upgrade_node_row('h3', 'node-3', None)
+    admin = report.upgrade_node_row('h4', 'node-4', {'status': 'upgraded', 'admin_cordoned': True})
+    doc = report.upgrade_report([done, blocked, untouched, admin], 'T', 'run-7')
+    assert doc['stopped_at'] == {'node': 'node-2', 'step': 'drain',
+                                 'error': 'pod shop/web-1 blocked by PodDisruptionBudget shop/web'}
+    assert doc['summary']['upgraded'] == 2 and doc['summary']['failed'] == 1
+    assert doc['summary']['not_started'] == 1
+    assert done['seconds'] == 61
+    text = report.upgrade_markdown(doc)
+    assert 'Stopped at node node-2, step drain: pod shop/web-1 blocked by PodDisruptionBudget shop/web' in text
+    assert '| node-1 | upgraded | 3.10.0-1160.el7.x86_64 -> 5.4.225-1.el7.elrepo.x86_64 | - | cordon 1.0s, uncordon 60.0s | - |' in text
+    assert 'cordoned by an admin before the run: left cordoned' in text
+    assert '| node-3 | not_started |' in text
+    assert 'Completed.' in report.upgrade_markdown(report.upgrade_report([done], 'T', 'r'))

@@ -326,6 +326,30 @@ def test_uncordon_only_our_own_cordon(cluster):
     assert not failed and result['changed'] is False and len(fake.mutating()) == 1
 
 
+def test_adopt_takes_over_an_earlier_runs_cordon_and_failure_then_uncordons(cluster):
+    fake = cluster(nodes=[make_node('worker-1', unschedulable=True, annotations={
+        k8s.CORDONED_BY: 'run-1', k8s.FAILURE: 'drain blocked', k8s.FAILURE_RUN: 'run-1'})])
+    result, failed = run(k8s_node.main, node_args(state='cordoned', run_id='run-2'))
+    assert not failed and result['changed'] is False and result['cordon_owner'] == 'other_run'
+    assert fake.mutating() == []  # without adopt another run's cordon is left as it is
+
+    result, failed = run(k8s_node.main, node_args(state='cordoned', run_id='run-2', adopt=True))
+    assert not failed and result['changed'] is True and result['cordoned_by'] == 'run-2'
+    assert fake.store[('nodes', None, 'worker-1')]['metadata']['annotations'] == {
+        k8s.CORDONED_BY: 'run-2', k8s.FAILURE: 'drain blocked', k8s.FAILURE_RUN: 'run-2'}
+
+    result, failed = run(k8s_node.main, node_args(state='uncordoned', run_id='run-2'))
+    assert not failed and result['changed'] is True and result['unschedulable'] is False
+    assert fake.store[('nodes', None, 'worker-1')]['metadata']['annotations'] == {}
+
+
+def test_adopt_never_takes_an_admin_cordon(cluster):
+    fake = cluster(nodes=[make_node('worker-1', unschedulable=True)])
+    result, failed = run(k8s_node.main, node_args(state='cordoned', run_id='run-2', adopt=True))
+    assert not failed and result['changed'] is False and result['admin_cordoned'] is True
+    assert fake.mutating() == []
+
+
 def test_uncordon_removes_this_runs_stale_failure(cluster):
     fake = cluster(nodes=[make_node('worker-1', unschedulable=True, annotations={
         k8s.CORDONED_BY: 'run-1', k8s.FAILURE: 'not Ready after reboot', k8s.FAILURE_RUN: 'run-1'})])
