@@ -263,6 +263,13 @@ def test_lease_lock_optimistic_concurrency(fake_kube, kubectl, tmp_path):
     assert fake_kube.mutations[-1].status == 409
     assert fake_kube.get('leases', 'kernel-upgrade', 'kube-system')['spec']['holderIdentity'] == 'run-2'
 
+    typo = dict(lease, spec={'holder': 'run-4'})
+    path.write_text(json.dumps(typo))
+    strict = kubectl('replace', '-f', str(path))
+    assert strict.returncode != 0
+    assert 'Lease in version "v1" cannot be handled as a Lease: strict decoding error: unknown field "spec.holder"' \
+        in strict.stderr
+
     ok(kubectl('delete', 'lease', 'kernel-upgrade', '-n', 'kube-system'))
     missing = kubectl('get', 'lease', 'kernel-upgrade', '-n', 'kube-system')
     assert missing.returncode != 0 and 'Error from server (NotFound)' in missing.stderr

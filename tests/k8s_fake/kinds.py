@@ -212,6 +212,33 @@ def openapi_group_version(path):
     return None
 
 
+# ---------------------------------------------------------------- strict field validation
+
+OBJECT_META_FIELDS = {'name', 'generateName', 'namespace', 'selfLink', 'uid', 'resourceVersion', 'generation',
+                      'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'labels', 'annotations',
+                      'ownerReferences', 'finalizers', 'managedFields'}
+SPEC_FIELDS = {'leases': {'holderIdentity', 'leaseDurationSeconds', 'acquireTime', 'renewTime', 'leaseTransitions',
+                          'strategy', 'preferredHolder'}}
+
+
+def unknown_fields(resource, body):
+    """The fields ?fieldValidation=Strict refuses: unknown top-level and metadata keys, and unknown lease spec keys."""
+    if not isinstance(body, dict):
+        return []
+    unknown = ['%s' % k for k in body if k not in ('apiVersion', 'kind', 'metadata', 'spec', 'status')]
+    if isinstance(body.get('metadata'), dict):
+        unknown += ['metadata.%s' % k for k in body['metadata'] if k not in OBJECT_META_FIELDS]
+    if resource.name in SPEC_FIELDS and isinstance(body.get('spec'), dict):
+        unknown += ['spec.%s' % k for k in body['spec'] if k not in SPEC_FIELDS[resource.name]]
+    return unknown
+
+
+def strict_decoding_error(resource, unknown):
+    return ApiError(400, 'BadRequest', '%s in version "%s" cannot be handled as a %s: strict decoding error: %s'
+                    % (resource.kind, resource.version, resource.kind,
+                       ', '.join('unknown field "%s"' % field for field in unknown)))
+
+
 # ---------------------------------------------------------------- Status errors
 
 class ApiError(Exception):

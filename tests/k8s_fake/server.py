@@ -323,6 +323,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if watch or (method == 'GET' and name is None and query.get('watch') in ('true', '1')):
             return self._watch(rtype, namespace, name, query)
         store = fake.store
+        if method in ('POST', 'PUT') and subresource is None and query.get('fieldValidation') == 'Strict':
+            unknown = kinds.unknown_fields(rtype, body)
+            if unknown:
+                raise kinds.strict_decoding_error(rtype, unknown)
         if name is None:
             if method == 'GET':
                 items, resource_version = store.list(rtype.name, namespace, self._matcher(rtype, query))

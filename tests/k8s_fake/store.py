@@ -343,9 +343,11 @@ class Store:
                 return copy.deepcopy(current)
             if resource != 'pods':
                 return copy.deepcopy(self._remove(resource, current))
-            grace = options.get('gracePeriodSeconds')
-            if grace is None:
-                grace = current.get('spec', {}).get('terminationGracePeriodSeconds') or 0
+            # a fake pod takes its own terminationGracePeriodSeconds (add_pod's grace_seconds) to stop after
+            # SIGTERM; a shorter grace period in the DeleteOptions cuts that short, a longer one does not wait
+            grace = current.get('spec', {}).get('terminationGracePeriodSeconds') or 0
+            if options.get('gracePeriodSeconds') is not None:
+                grace = min(grace, options['gracePeriodSeconds'])
             if grace <= 0 or not current.get('spec', {}).get('nodeName'):
                 # an unscheduled pod has no kubelet to wait for: it goes at once
                 return copy.deepcopy(self._remove(resource, current))
