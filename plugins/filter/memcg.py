@@ -6,7 +6,7 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.nodeops.memcg.plugins.module_utils import metrics, report
+from ansible_collections.nodeops.memcg.plugins.module_utils import metrics, report, rollout
 
 
 def detect_report(hosts, hostvars, generated_at):
@@ -33,9 +33,16 @@ def mitigate_markdown(fleet_report):
 
 def upgrade_report(hosts, hostvars, generated_at, run_id):
     """Build the rollout report from each host's kernel_upgrade_result fact, in inventory order."""
-    rows = [report.upgrade_node_row(host, hostvars[host].get('kernel_upgrade_node_name', host),
-                                    hostvars[host].get('kernel_upgrade_result')) for host in hosts]
+    rows = []
+    for host in hosts:
+        state = hostvars[host].get('kernel_upgrade_result') or {}
+        rows.append(report.upgrade_node_row(host, state.get('node') or host, state))
     return report.upgrade_report(rows, generated_at, run_id)
+
+
+def upgrade_batches(nodes, batch):
+    """Cut nodes into the batches the rollout play's serial makes."""
+    return rollout.plan_batches(nodes, batch)
 
 
 def upgrade_markdown(fleet_report):
@@ -57,5 +64,6 @@ class FilterModule(object):
             'mitigate_markdown': mitigate_markdown,
             'upgrade_report': upgrade_report,
             'upgrade_markdown': upgrade_markdown,
+            'upgrade_batches': upgrade_batches,
             'prometheus_textfile': prometheus_textfile,
         }

@@ -293,7 +293,8 @@ def upgrade_node_row(host, node_name, state):
     row = {
         'host': host,
         'node': node_name,
-        'status': state.get('status') or 'not_started',
+        # 'pending': planned for this run, but the rollout stopped before it reached the node.
+        'status': 'not_started' if state.get('status') in (None, 'pending') else state['status'],
         'kernel_before': state.get('kernel_before'),
         'kernel_after': state.get('kernel_after'),
         'failed_step': state.get('failed_step'),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import copy
+import datetime
 import http.server
 import json
 import os
@@ -765,10 +766,13 @@ class FakeKube:
                 self.store._refresh_pdbs()  # pylint: disable=protected-access
             return self.store.find('poddisruptionbudgets', name, namespace)
 
-    def add_lease(self, name, namespace='kube-system', holder=None, duration_seconds=None):
+    def add_lease(self, name, namespace='kube-system', holder=None, duration_seconds=None, renew_time=None):
+        """A Lease; with a holder it was acquired and last renewed at renew_time (default: now), as a live holder's."""
         spec = {}
         if holder is not None:
             spec['holderIdentity'] = holder
+            stamp = (renew_time or datetime.datetime.now(datetime.timezone.utc)).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
+            spec['acquireTime'] = spec['renewTime'] = stamp
         if duration_seconds is not None:
             spec['leaseDurationSeconds'] = duration_seconds
         return self.store.insert('leases', namespace, {'metadata': {'name': name}, 'spec': spec})
