@@ -2,7 +2,7 @@
 """playbooks/upgrade.yml against the fake Kubernetes API with real kubectl: the API side of the rollout.
 
 Every node is this machine over the local connection; the node procedure is
-playbooks/fake_node_procedure.yml, which takes the node NotReady and back in the API the way a reboot
+tasks/fake_node_procedure.yml, which takes the node NotReady and back in the API the way a reboot
 does. What reached the API is asserted on the fake's records.
 """
 
@@ -19,7 +19,7 @@ from conftest import REPO_ROOT, run_playbook
 pytest_plugins = ['ansible_collections.nodeops.memcg.tests.k8s_fake.fixtures']
 
 PLAYBOOK = os.path.join(REPO_ROOT, 'playbooks', 'upgrade.yml')
-PROCEDURE = os.path.join(REPO_ROOT, 'tests', 'integration', 'playbooks', 'fake_node_procedure.yml')
+PROCEDURE = os.path.join(REPO_ROOT, 'tests', 'integration', 'tasks', 'fake_node_procedure.yml')
 OLD = '3.10.0-1160.el7.x86_64'
 NEW = '5.4.225-1.el7.elrepo.x86_64'
 CORDONED_BY = 'nodeops.memcg/cordoned-by'

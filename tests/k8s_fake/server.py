@@ -840,6 +840,9 @@ def main(argv=None):
     parser.add_argument('--server-version', default='v1.34.1')
     parser.add_argument('--replacement-delay', type=float, default=0.5)
     parser.add_argument('--verbose', action='store_true', help='log method, path and status of each request')
+    parser.add_argument('--pidfile', help='write this process id here (removed on exit), to stop it by pid')
+    parser.add_argument('--max-seconds', type=float, default=0,
+                        help='stop by itself after this long (0: never), so a harness that dies leaves nothing running')
     args = parser.parse_args(argv)
     fake = FakeKube(port=args.port, server_version=args.server_version, replacement_delay=args.replacement_delay,
                     verbose=args.verbose)
@@ -850,14 +853,21 @@ def main(argv=None):
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_args: done.set())
     fake.start()
+    deadline = time.monotonic() + args.max_seconds if args.max_seconds > 0 else None
     try:
+        if args.pidfile:
+            with open(args.pidfile, 'w') as handle:
+                handle.write('%d\n' % os.getpid())
         if args.kubeconfig:
             fake.write_kubeconfig(args.kubeconfig)
         print(fake.url, flush=True)
         while not done.wait(0.5):
-            pass
+            if deadline is not None and time.monotonic() > deadline:
+                break
     finally:
         fake.stop()
+        if args.pidfile and os.path.exists(args.pidfile):
+            os.remove(args.pidfile)
     return 0
 
 
