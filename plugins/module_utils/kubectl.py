@@ -23,6 +23,14 @@ import re
 
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 
+# How the modules reach Kubernetes (doc fragment nodeops.memcg.kubectl; action group nodeops.memcg.kubectl).
+KUBECTL_OPTIONS = dict(
+    kubectl=dict(type='str', default='kubectl'),
+    kubeconfig=dict(type='path'),
+    context=dict(type='str'),
+    request_timeout=dict(type='int', default=30),
+)
+
 # ---------------------------------------------------------------- annotations and names
 
 ANNOTATION_PREFIX = 'nodeops.memcg/'

@@ -31,6 +31,16 @@ DEFAULT_THRESHOLDS = {
     'critical_read_ms': 1000,
     'warn_kubelet_system_percent': 50,
 }
+# The thresholds option of the modules that run the probe (doc fragment nodeops.memcg.thresholds).
+THRESHOLDS_OPTION = dict(type='dict', options=dict(
+    warn_dying=dict(type='int'),
+    warn_dying_ratio=dict(type='float'),
+    warn_dying_ratio_min=dict(type='int'),
+    warn_read_ms=dict(type='float'),
+    critical_dying=dict(type='int'),
+    critical_read_ms=dict(type='float'),
+    warn_kubelet_system_percent=dict(type='float'),
+))
 # (warn key, critical key) pairs that must be ordered.
 _ORDERED = (('warn_dying', 'critical_dying'), ('warn_read_ms', 'critical_read_ms'))
 # Kernel statuses on which dying memcgs make memory.stat reads slow (unknown: assume the worst).

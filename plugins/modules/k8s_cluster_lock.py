@@ -29,6 +29,8 @@ description:
   - Times are taken from the clock of the host the module runs on; keep it in sync (NTP).
 author:
   - nodeops.memcg contributors (@nodeops)
+extends_documentation_fragment:
+  - nodeops.memcg.kubectl
 attributes:
   check_mode:
     support: full
@@ -44,25 +46,6 @@ attributes:
     platforms: posix
     description: Runs kubectl on the host the task runs on.
 options:
-  kubectl:
-    description:
-      - The kubectl binary, a name looked up in C(PATH) or a path.
-    type: str
-    default: kubectl
-  kubeconfig:
-    description:
-      - Path of the kubeconfig file passed to kubectl as C(--kubeconfig). When not set, kubectl's
-        own default applies (C(KUBECONFIG) or C(~/.kube/config)).
-    type: path
-  context:
-    description:
-      - The kubeconfig context to use (C(--context)); kubectl's current context when not set.
-    type: str
-  request_timeout:
-    description:
-      - Seconds kubectl waits for one API request (C(--request-timeout)). V(0) means no limit.
-    type: int
-    default: 30
   namespace:
     description:
       - Namespace of the Lease.
@@ -298,10 +281,7 @@ def release(module, kube, result, now):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            kubectl=dict(type='str', default='kubectl'),
-            kubeconfig=dict(type='path'),
-            context=dict(type='str'),
-            request_timeout=dict(type='int', default=30),
+            k8s.KUBECTL_OPTIONS,
             namespace=dict(type='str', default=k8s.DEFAULT_LOCK_NAMESPACE),
             name=dict(type='str', default=k8s.DEFAULT_LOCK_NAME),
             holder=dict(type='str', required=True),

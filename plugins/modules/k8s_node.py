@@ -35,6 +35,8 @@ description:
     the node again and decides again, up to three times.
 author:
   - nodeops.memcg contributors (@nodeops)
+extends_documentation_fragment:
+  - nodeops.memcg.kubectl
 attributes:
   check_mode:
     support: full
@@ -51,26 +53,6 @@ attributes:
     platforms: posix
     description: Runs kubectl on the host the task runs on.
 options:
-  kubectl:
-    description:
-      - The kubectl binary, a name looked up in C(PATH) or a path.
-    type: str
-    default: kubectl
-  kubeconfig:
-    description:
-      - Path of the kubeconfig file passed to kubectl as C(--kubeconfig). When not set, kubectl's
-        own default applies (C(KUBECONFIG) or C(~/.kube/config)).
-    type: path
-  context:
-    description:
-      - The kubeconfig context to use (C(--context)); kubectl's current context when not set.
-    type: str
-  request_timeout:
-    description:
-      - Seconds kubectl waits for one API request (C(--request-timeout)). V(0) means no limit.
-        The drain as a whole is bounded by O(timeout).
-    type: int
-    default: 30
   name:
     description:
       - The node name.
@@ -431,10 +413,7 @@ def drain(module, kube, name, result):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            kubectl=dict(type='str', default='kubectl'),
-            kubeconfig=dict(type='path'),
-            context=dict(type='str'),
-            request_timeout=dict(type='int', default=30),
+            k8s.KUBECTL_OPTIONS,
             name=dict(type='str', required=True),
             state=dict(type='str', required=True, choices=['cordoned', 'drained', 'uncordoned', 'failed']),
             run_id=dict(type='str'),

@@ -23,6 +23,8 @@ description:
     kubeconfig is passed to kubectl with C(--kubeconfig); the module never reads it.
 author:
   - nodeops.memcg contributors (@nodeops)
+extends_documentation_fragment:
+  - nodeops.memcg.kubectl
 attributes:
   check_mode:
     support: full
@@ -35,25 +37,6 @@ attributes:
     platforms: posix
     description: Runs kubectl on the host the task runs on.
 options:
-  kubectl:
-    description:
-      - The kubectl binary, a name looked up in C(PATH) or a path.
-    type: str
-    default: kubectl
-  kubeconfig:
-    description:
-      - Path of the kubeconfig file passed to kubectl as C(--kubeconfig). When not set, kubectl's
-        own default applies (C(KUBECONFIG) or C(~/.kube/config)).
-    type: path
-  context:
-    description:
-      - The kubeconfig context to use (C(--context)); kubectl's current context when not set.
-    type: str
-  request_timeout:
-    description:
-      - Seconds kubectl waits for one API request (C(--request-timeout)). V(0) means no limit.
-    type: int
-    default: 30
   names:
     description:
       - The nodes to report. Empty means all nodes.
@@ -330,10 +313,7 @@ def wait(kube, names, condition, timeout, include_pods, clock=None, sleep=None):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            kubectl=dict(type='str', default='kubectl'),
-            kubeconfig=dict(type='path'),
-            context=dict(type='str'),
-            request_timeout=dict(type='int', default=30),
+            k8s.KUBECTL_OPTIONS,
             names=dict(type='list', elements='str', default=[]),
             include_pods=dict(type='bool', default=False),
             wait_for=dict(type='str', default='none', choices=['none', 'ready', 'not_ready', 'daemonsets_ready']),

@@ -25,6 +25,7 @@ author:
   - nodeops.memcg contributors (@nodeops)
 extends_documentation_fragment:
   - nodeops.memcg.root
+  - nodeops.memcg.thresholds
 attributes:
   check_mode:
     support: full
@@ -59,38 +60,6 @@ options:
     type: int
     default: 1
     choices: [0, 1, 2, 3, 4, 5]
-  thresholds:
-    description:
-      - Thresholds for the verdict; keys left out keep their defaults.
-      - Values must not be negative and a warn threshold must not exceed its critical one.
-    type: dict
-    suboptions:
-      warn_dying:
-        description: Warn when dying memory cgroups exceed this count. Default V(5000).
-        type: int
-      warn_dying_ratio:
-        description: Warn when dying memory cgroups exceed this many times the live ones. Default V(10).
-        type: float
-      warn_dying_ratio_min:
-        description: The ratio rule applies only from this many dying memory cgroups up. Default V(1000).
-        type: int
-      warn_read_ms:
-        description: Warn when a C(memory.stat) read takes longer than this (ms). Default V(100).
-        type: float
-      critical_dying:
-        description:
-          - Critical when dying memory cgroups exceed this count and the kernel is not fixed
-            (warn on a fixed kernel). Default V(20000).
-        type: int
-      critical_read_ms:
-        description:
-          - Critical when a C(memory.stat) read takes longer than this (ms) and the kernel is
-            not fixed (warn on a fixed kernel). Default V(1000).
-        type: float
-      warn_kubelet_system_percent:
-        description:
-          - Warn when kubelet spends more than this percent of one CPU in the kernel. Default V(50).
-        type: float
   policy_overrides:
     description:
       - Extra kernel policy rows, passed to the kernel policy classifier ahead of the built-in
@@ -407,7 +376,7 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
-from ansible_collections.nodeops.memcg.plugins.module_utils.probe import collect
+from ansible_collections.nodeops.memcg.plugins.module_utils.probe import THRESHOLDS_OPTION, collect
 
 
 def main():
@@ -418,15 +387,7 @@ def main():
             kubelet_pid=dict(type='int'),
             cpu_interval=dict(type='float', default=1.0),
             stat_reads=dict(type='int', default=1, choices=[0, 1, 2, 3, 4, 5]),
-            thresholds=dict(type='dict', options=dict(
-                warn_dying=dict(type='int'),
-                warn_dying_ratio=dict(type='float'),
-                warn_dying_ratio_min=dict(type='int'),
-                warn_read_ms=dict(type='float'),
-                critical_dying=dict(type='int'),
-                critical_read_ms=dict(type='float'),
-                warn_kubelet_system_percent=dict(type='float'),
-            )),
+            thresholds=THRESHOLDS_OPTION,
             policy_overrides=dict(type='list', elements='dict'),
         ),
         supports_check_mode=True,

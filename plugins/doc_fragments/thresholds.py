@@ -1,0 +1,47 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) nodeops.memcg contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+
+    # The verdict thresholds of every module that runs the probe (memcg_probe, drop_caches);
+    # the argument spec is probe.THRESHOLDS_OPTION.
+    DOCUMENTATION = r'''
+options:
+  thresholds:
+    description:
+      - Thresholds for the verdict; keys left out keep their defaults.
+      - Values must not be negative and a warn threshold must not exceed its critical one.
+    type: dict
+    suboptions:
+      warn_dying:
+        description: Warn when dying memory cgroups exceed this count. Default V(5000).
+        type: int
+      warn_dying_ratio:
+        description: Warn when dying memory cgroups exceed this many times the live ones. Default V(10).
+        type: float
+      warn_dying_ratio_min:
+        description: The ratio rule applies only from this many dying memory cgroups up. Default V(1000).
+        type: int
+      warn_read_ms:
+        description: Warn when a C(memory.stat) read takes longer than this (ms). Default V(100).
+        type: float
+      critical_dying:
+        description:
+          - Critical when dying memory cgroups exceed this count and the kernel is not fixed
+            (warn on a fixed kernel). Default V(20000).
+        type: int
+      critical_read_ms:
+        description:
+          - Critical when a C(memory.stat) read takes longer than this (ms) and the kernel is
+            not fixed (warn on a fixed kernel). Default V(1000).
+        type: float
+      warn_kubelet_system_percent:
+        description:
+          - Warn when kubelet spends more than this percent of one CPU in the kernel. Default V(50).
+        type: float
+'''
