@@ -266,8 +266,9 @@ def test_a_bad_threshold_is_refused_before_the_config_is_written(install):
 
 
 @pytest.mark.parametrize('settings, message', [
-    ({'mitigate_timer_level': 4}, 'mitigate_timer_level 1, 2 or 3 (got 4)'),
-    ({'mitigate_timer_scheduler': 'launchd'}, 'mitigate_timer_scheduler auto, systemd or cron (got launchd)'),
+    # choices are the role's argument spec's, which runs first
+    ({'mitigate_timer_level': 4}, 'value of mitigate_timer_level must be one of: 1, 2, 3, got: 4'),
+    ({'mitigate_timer_scheduler': 'launchd'}, 'value of mitigate_timer_scheduler must be one of: auto, systemd, cron, got: launchd'),
     ({'mitigate_timer_interval': 10, 'mitigate_timer_splay': 600}, 'mitigate_timer_splay whole seconds below the interval'),
     ({'mitigate_timer_scheduler': 'cron', 'mitigate_timer_interval': 90},
      'with cron, mitigate_timer_interval must be 1-59 minutes or a multiple of 60 (got 90)'),
