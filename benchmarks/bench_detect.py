@@ -109,7 +109,7 @@ def main():
     parser.add_argument('--forks', type=int, default=5)
     parser.add_argument('--repeat', type=int, default=3)
     args = parser.parse_args()
-    print('kernel %s, %d CPUs' % (os.uname().release, os.cpu_count()))
+    print('kernel %s, %d CPUs, load average %.2f %.2f %.2f' % ((os.uname().release, os.cpu_count()) + os.getloadavg()))
     bench_probe(args.live, args.dying, args.repeat)
     bench_playbook(args.hosts, args.forks, args.repeat)
 
