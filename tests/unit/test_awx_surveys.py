@@ -223,3 +223,17 @@ def test_workflow_extra_data_is_asked_by_the_node_templates_survey():
         assert set(node['extra_data']) <= asked, node['identifier']
         for variable, value in node['extra_data'].items():
             assert awx_errors(question_of(survey, variable), value) == [], variable
+
+
+def test_window_schedule_answers_the_workflow_survey_with_valid_values():
+    """A schedule's extra_data, like a node's, only counts for variables the survey asks."""
+    playbook = load_configure()
+    workflow = tasks_of(playbook, 'awx.awx.workflow_job_template')[0]
+    assert "surveys/upgrade.json" in workflow['survey_spec']
+    schedule = next(s for s in tasks_of(playbook, 'awx.awx.schedule') if s['unified_job_template'] == workflow['name'])
+    answers = {key: resolve(playbook, value) for key, value in schedule['extra_data'].items()}
+    assert set(answers) <= {q['variable'] for q in load_survey('upgrade')['spec']}
+    for variable, value in answers.items():
+        assert awx_errors(question_of('upgrade', variable), value) == [], variable
+    result = ArgumentSpecValidator(role_options('kernel_upgrade')).validate(answers)
+    assert result.error_messages == []
