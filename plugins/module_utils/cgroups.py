@@ -17,6 +17,7 @@ import stat
 import time
 
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
+from ansible_collections.nodeops.memcg.plugins.module_utils.procfs import read_text
 
 KUBEPODS_NAMES = ('kubepods.slice', 'kubepods')  # systemd driver, cgroupfs driver
 MAX_STAT_READS = 5
@@ -35,12 +36,7 @@ def host_path(root, path):
 
 
 def _read_text(root, path):
-    full = host_path(root, path)
-    try:
-        with open(full, 'rb') as handle:
-            return handle.read().decode('utf-8', 'replace')
-    except (IOError, OSError) as exc:
-        raise MemcgError('cannot read %s: %s' % (full, exc.strerror or exc))
+    return read_text(host_path(root, path))
 
 
 def _unescape(field):

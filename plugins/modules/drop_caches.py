@@ -31,6 +31,7 @@ author:
   - nodeops.memcg contributors (@nodeops)
 extends_documentation_fragment:
   - nodeops.memcg.root
+  - nodeops.memcg.policy_overrides
   - nodeops.memcg.thresholds
 attributes:
   check_mode:
@@ -112,12 +113,6 @@ options:
     type: int
     default: 1
     choices: [0, 1, 2, 3, 4, 5]
-  policy_overrides:
-    description:
-      - Extra kernel policy rows, passed to the kernel policy classifier ahead of the built-in
-        table; the entry schema is in C(docs/kernel-policy.md).
-    type: list
-    elements: dict
   kubelet_name:
     description:
       - Process name (C(/proc/<pid>/comm)) of kubelet, looked up when O(kubelet_pid) is not given.

@@ -24,6 +24,7 @@ author:
   - nodeops.memcg contributors (@nodeops)
 extends_documentation_fragment:
   - nodeops.memcg.root
+  - nodeops.memcg.policy_overrides
 attributes:
   check_mode:
     support: full
@@ -41,20 +42,6 @@ options:
       - Kernel release to classify, as C(uname -r) prints it, instead of the running kernel
         read from C(<root>/proc/sys/kernel/osrelease).
     type: str
-  policy_overrides:
-    description:
-      - Policy entries checked before the built-in table; the first entry whose C(match)
-        regular expression is found in the release wins.
-      - "Keys: C(match) (required), C(status), C(stream), C(reason), C(source), C(recommendation)
-        (C(summary), C(package), C(repository), C(minimum)), and the thresholds C(degraded_from),
-        C(fixed_from) compared with C(ordering) (V(upstream), V(rpm) or V(dpkg)) against the
-        version that C(version_pattern) extracts."
-      - Quote threshold versions; YAML reads an unquoted V(5.10) as V(5.1).
-      - An invalid entry fails the module with a message naming C(policy_overrides[index]) and
-        the bad value.
-      - See C(docs/kernel-policy.md) for the built-in table.
-    type: list
-    elements: dict
   list_installed:
     description:
       - List installed kernels and the boot default.

@@ -25,6 +25,7 @@ author:
   - nodeops.memcg contributors (@nodeops)
 extends_documentation_fragment:
   - nodeops.memcg.root
+  - nodeops.memcg.policy_overrides
   - nodeops.memcg.thresholds
 attributes:
   check_mode:
@@ -60,12 +61,6 @@ options:
     type: int
     default: 1
     choices: [0, 1, 2, 3, 4, 5]
-  policy_overrides:
-    description:
-      - Extra kernel policy rows, passed to the kernel policy classifier ahead of the built-in
-        table; the entry schema is in C(docs/kernel-policy.md).
-    type: list
-    elements: dict
 seealso:
   - name: Probe fields and verdict rules
     description: What every result field measures, its units and the verdict rules.
