@@ -74,7 +74,8 @@ trap cleanup EXIT
 step() { log "$1 ($((SECONDS - START)) s)"; }
 
 step "debootstrap $SUITE ($OLD_KERNEL)"
-debootstrap --variant=minbase --include="$(IFS=,; echo "${PACKAGES[*]}")" \
+mkdir -p "$CACHE/debootstrap-debs" # downloaded packages, reused by the next build
+debootstrap --variant=minbase --cache-dir="$CACHE/debootstrap-debs" --include="$(IFS=,; echo "${PACKAGES[*]}")" \
   "$SUITE" "$ROOT" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 \
   || { tail -30 "$WORK/debootstrap.log" >&2; die "debootstrap failed"; }
 OLD_RELEASE=$(basename "$(ls -d "$ROOT"/lib/modules/*)")
@@ -125,10 +126,11 @@ ln -sf /dev/null "$ROOT/etc/systemd/system/apt-daily.timer"
 ln -sf /dev/null "$ROOT/etc/systemd/system/apt-daily-upgrade.timer"
 # initramfs with the modules this machine needs only: 45 s instead of ~3 min in a TCG guest
 echo 'MODULES=dep' >"$ROOT/etc/initramfs-tools/conf.d/nodeops-modules-dep.conf"
-# GRUB as Debian ships it, with a serial console and a short menu timeout; GRUB_DEFAULT stays
+# GRUB as Debian ships it, with a serial console, a short menu timeout and panic=10 (a kernel that
+# panics reboots, and GRUB then boots the default entry: the boot-once safety net); GRUB_DEFAULT stays
 # Debian's 0 so kernel_boot has to switch it to saved, as on a real node
 sed -i -e 's/^GRUB_TIMEOUT=.*/GRUB_TIMEOUT=1/' \
-  -e 's/^GRUB_CMDLINE_LINUX=.*/GRUB_CMDLINE_LINUX="console=ttyS0,115200n8 net.ifnames=0"/' \
+  -e 's/^GRUB_CMDLINE_LINUX=.*/GRUB_CMDLINE_LINUX="console=ttyS0,115200n8 net.ifnames=0 panic=10"/' \
   -e 's/^GRUB_CMDLINE_LINUX_DEFAULT=.*/GRUB_CMDLINE_LINUX_DEFAULT=""/' "$ROOT/etc/default/grub"
 cat >>"$ROOT/etc/default/grub" <<'EOF'
 GRUB_TERMINAL=serial
@@ -156,7 +158,7 @@ menuentry 'Debian GNU/Linux, with Linux $OLD_RELEASE' {
   insmod gzio
   insmod part_msdos
   insmod ext2
-  linux /boot/vmlinuz-$OLD_RELEASE root=LABEL=root ro console=ttyS0,115200n8 net.ifnames=0
+  linux /boot/vmlinuz-$OLD_RELEASE root=LABEL=root ro console=ttyS0,115200n8 net.ifnames=0 panic=10
   initrd /boot/initrd.img-$OLD_RELEASE
 }
 EOF

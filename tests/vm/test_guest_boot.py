@@ -34,18 +34,20 @@ def test_boots_old_kernel_and_answers_ansible(guest, ansible, vm_image, request)
     assert guest.run('ip -4 addr show eth0').stdout.count('10.0.2.15') == 1
 
 
+def _install_new_kernel(ansible, new_kernel_deb, request):
+    start = time.monotonic()
+    ansible('ansible.builtin.copy', 'src=%s dest=/var/tmp/%s' % (new_kernel_deb, os.path.basename(new_kernel_deb)))
+    record(request, 'copy .deb into guest', time.monotonic() - start)
+    start = time.monotonic()
+    ansible('ansible.builtin.apt', 'deb=/var/tmp/%s' % os.path.basename(new_kernel_deb))
+    record(request, 'apt install new kernel (.deb)', time.monotonic() - start)
+
+
 def test_new_kernel_boots_once_then_old_again(guest, ansible, vm_image, new_kernel_deb, request):
     new_release = _kernel_release_of_deb(new_kernel_deb)
     old_release = vm_image.old_release
     assert new_release != old_release
-
-    start = time.monotonic()
-    ansible('ansible.builtin.copy', 'src=%s dest=/var/tmp/%s' % (new_kernel_deb, os.path.basename(new_kernel_deb)))
-    record(request, 'copy .deb into guest', time.monotonic() - start)
-
-    start = time.monotonic()
-    ansible('ansible.builtin.apt', 'deb=/var/tmp/%s' % os.path.basename(new_kernel_deb))
-    record(request, 'apt install new kernel (.deb)', time.monotonic() - start)
+    _install_new_kernel(ansible, new_kernel_deb, request)
 
     start = time.monotonic()
     proc = ansible('nodeops.memcg.kernel_boot', 'release=%s state=once fallback_release=%s' % (new_release, old_release))
@@ -63,3 +65,36 @@ def test_new_kernel_boots_once_then_old_again(guest, ansible, vm_image, new_kern
 
     record(request, 'reboot back to the default', guest.reboot())
     assert guest.run('uname -r').stdout.strip() == old_release
+
+
+def test_unbootable_new_kernel_falls_back_to_old(guest, ansible, vm_image, new_kernel_deb, request):
+    """The safety net: a target kernel that panics (its initramfs made unbootable; the guest boots
+    with panic=10) comes back on the old kernel, because it was set to boot once only."""
+    new_release = _kernel_release_of_deb(new_kernel_deb)
+    old_release = vm_image.old_release
+    _install_new_kernel(ansible, new_kernel_deb, request)
+    # garbage instead of the initramfs: the kernel finds no root=UUID=... and panics
+    guest.run('head -c 1048576 /dev/urandom > /boot/initrd.img-%s' % new_release)
+    ansible('nodeops.memcg.kernel_boot', 'release=%s state=once fallback_release=%s' % (new_release, old_release))
+
+    record(request, 'reboot: panic, back on the old kernel', guest.reboot())
+    assert guest.run('uname -r').stdout.strip() == old_release
+    console = guest.console()
+    assert 'Linux version %s' % new_release in console
+    assert 'Kernel panic' in console
+    env = guest.run('grub-editenv list').stdout
+    assert not re.search(r'^next_entry=.+', env, re.M), env
+    assert re.search(r'saved_entry=.*%s' % re.escape(old_release), env), env
+
+
+def test_cgroup_v2_then_v1(guest, request):
+    """bookworm boots with cgroup v2; systemd.unified_cgroup_hierarchy=0 gives the v1 memory
+    hierarchy the probe and the mitigation need to be tested on."""
+    mounts = guest.run('findmnt -rn -o FSTYPE /sys/fs/cgroup').stdout.split()
+    assert mounts == ['cgroup2'], mounts
+    guest.set_kernel_args('systemd.unified_cgroup_hierarchy=0')
+    record(request, 'reboot with cgroup v1', guest.reboot())
+    assert 'systemd.unified_cgroup_hierarchy=0' in guest.run('cat /proc/cmdline').stdout
+    assert guest.run('findmnt -rn -o FSTYPE /sys/fs/cgroup/memory').stdout.split() == ['cgroup']
+    memory = [line.split() for line in guest.run('cat /proc/cgroups').stdout.splitlines() if line.startswith('memory')]
+    assert memory and int(memory[0][1]) > 0, memory  # a v1 hierarchy id
