@@ -80,3 +80,48 @@ def test_upgrade_playbook_reboots_the_guest_into_the_new_kernel(guest, ansible, 
         record(request, 'upgrade.yml, second run', time.monotonic() - start)
         assert again.returncode == 0, again.stdout[-8000:]
         assert len([m for m in fake_kube.mutations if not m.dry_run]) == writes
+
+
+# an initramfs-tools post-update hook that replaces the image of one release with garbage: the
+# kernel then finds no root file system and panics (the guest boots with panic=10)
+BREAK_INITRAMFS = r'''#!/bin/sh
+# test only: make the initramfs of %(release)s unbootable
+[ "$1" = "%(release)s" ] && head -c 1048576 /dev/urandom > "$2"
+exit 0
+'''
+
+
+def test_unbootable_target_fails_the_playbook_and_comes_back_on_the_old_kernel(
+        guest, ansible, vm_image, new_kernel_deb, fake_kube, kube_env, kubeconfig, kubectl_bin, tmp_path, request):
+    old, new = vm_image.old_release, _release_of_deb(new_kernel_deb)
+    fake_kube.add_node(guest.name, kernel=old)
+    fake_kube.add_pod('web-1', guest.name, owner='ReplicaSet/web', labels={'app': 'web'})
+    hook = tmp_path / 'zz-break'
+    hook.write_text(BREAK_INITRAMFS % {'release': new})
+    guest.run('mkdir -p /etc/initramfs/post-update.d')
+    guest.copy_in(str(hook), '/etc/initramfs/post-update.d/zz-break')
+    guest.run('chmod 755 /etc/initramfs/post-update.d/zz-break')
+    variables = {
+        'kernel_upgrade_hosts': 'workers', 'kernel_upgrade_kubectl': kubectl_bin,
+        'kernel_upgrade_kubeconfig': kubeconfig, 'kernel_upgrade_kubelet_service': '',
+        'kernel_upgrade_report_dir': str(tmp_path / 'report'),
+        'kernel_upgrade_policy_overrides': [{'match': '^' + re.escape(old) + '$', 'status': 'severe'}],
+        'kernel_upgrade_local_package': new_kernel_deb,
+        'kernel_upgrade_target_release': new,
+        'kernel_upgrade_ready_timeout': 300, 'kernel_upgrade_drain_timeout': 60,
+    }
+    with NodeHeartbeat(guest, fake_kube, guest.name, interval=3):
+        start = time.monotonic()
+        result = _playbook(ansible, kube_env, tmp_path, guest, variables)
+        record(request, 'upgrade.yml, unbootable target', time.monotonic() - start)
+    (tmp_path / 'run.log').write_text(result.stdout)
+    assert result.returncode != 0, result.stdout[-8000:]
+    flat = ' '.join(result.stdout.split())
+    assert 'expected kernel %s after the reboot, but the node runs %s' % (new, old) in flat, result.stdout[-8000:]
+    assert 'Kernel panic' in guest.console()
+    assert guest.run('uname -r').stdout.strip() == old
+    env = guest.run('grub-editenv list').stdout
+    assert re.search(r'saved_entry=.*%s' % re.escape(old), env), env
+    node = fake_kube.node(guest.name)
+    assert node['spec'].get('unschedulable') is True
+    assert 'boot' in (node['metadata'].get('annotations') or {}).get('nodeops.memcg/failure', '')
