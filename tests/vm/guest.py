@@ -332,9 +332,11 @@ class NodeHeartbeat(object):
             ...run playbooks/upgrade.yml...
 
     `kube` is a tests.k8s_fake FakeKube (anything with set_node_ready(name, ready, kernel, boot_id)).
-    `reports` lists (monotonic time, ready, kernel, boot_id) for every change reported."""
+    `reports` lists (monotonic time, ready, kernel, boot_id) for every change reported.
+    With `sample` (a shell command), `samples` lists (Unix time, kernel, its output) for every
+    successful ask, e.g. `grub-editenv list` to see when the default boot entry changed."""
 
-    def __init__(self, guest, kube, node, interval=3.0, misses=2, ssh_timeout=20):
+    def __init__(self, guest, kube, node, interval=3.0, misses=2, ssh_timeout=20, sample=None):
         import threading
         self.guest = guest
         self.kube = kube
@@ -343,19 +345,26 @@ class NodeHeartbeat(object):
         self.misses = misses
         self.ssh_timeout = ssh_timeout
         self.reports = []
+        self.sample = sample
+        self.samples = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name='heartbeat-' + node, daemon=True)
         self._state = None  # (ready, kernel, boot_id) last reported
 
     def _ask(self):
+        command = 'cat /proc/sys/kernel/random/boot_id; uname -r'
+        if self.sample:
+            command += '; echo ---; ' + self.sample
         try:
-            proc = self.guest.run('cat /proc/sys/kernel/random/boot_id; uname -r', check=False,
-                                  timeout=self.ssh_timeout)
+            proc = self.guest.run(command, check=False, timeout=self.ssh_timeout)
         except subprocess.TimeoutExpired:
             return None
-        lines = proc.stdout.split()
+        head, _sep, sampled = proc.stdout.partition('---\n')
+        lines = head.split()
         if proc.returncode != 0 or len(lines) != 2:
             return None
+        if self.sample:
+            self.samples.append((time.time(), lines[1], sampled))
         return lines[1], lines[0]  # kernel, boot id
 
     def _report(self, ready, kernel=None, boot_id=None):

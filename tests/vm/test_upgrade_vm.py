@@ -54,7 +54,7 @@ def test_upgrade_playbook_reboots_the_guest_into_the_new_kernel(guest, ansible, 
         'kernel_upgrade_ready_timeout': 300, 'kernel_upgrade_daemonsets_timeout': 120,
         'kernel_upgrade_drain_timeout': 60,
     }
-    with NodeHeartbeat(guest, fake_kube, guest.name, interval=3):
+    with NodeHeartbeat(guest, fake_kube, guest.name, interval=3, sample='grub-editenv list') as beat:
         start = time.monotonic()
         result = _playbook(ansible, kube_env, tmp_path, guest, variables)
         record(request, 'upgrade.yml, first run', time.monotonic() - start)
@@ -73,6 +73,12 @@ def test_upgrade_playbook_reboots_the_guest_into_the_new_kernel(guest, ansible, 
         assert [s['step'] for s in row['timeline']] == ['cordon', 'drain', 'boot', 'ready', 'finalize', 'uncordon']
         for step in row['timeline']:
             record(request, 'timeline: ' + step['step'], step['seconds'])
+        # GRUB's default moved to the new kernel only after the health gate: seen running the new
+        # kernel with the old default, and never with the new default before the ready step ended
+        steps = {s['step']: s for s in row['timeline']}
+        new_default = [(t, k) for t, k, out in beat.samples if re.search(r'saved_entry=.*%s' % re.escape(new), out)]
+        assert new_default and min(t for t, _k in new_default) >= steps['ready']['ended'] - 1, (new_default, steps)
+        assert any(k == new and re.search(r'saved_entry=.*%s' % re.escape(old), out) for _t, k, out in beat.samples)
 
         writes = len([m for m in fake_kube.mutations if not m.dry_run])
         start = time.monotonic()
