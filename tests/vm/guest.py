@@ -60,7 +60,8 @@ def build_image(force=False, log=None):
     """Run build_image.sh (cheap when cached) and return the Image. Needs root."""
     cmd = [BUILD_SCRIPT] + (['--force'] if force else [])
     env = dict(os.environ, NODEOPS_MEMCG_VM_CACHE=cache_dir())
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=log or subprocess.PIPE, text=True, env=env)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=log or subprocess.PIPE, text=True, env=env,
+                          check=False)
     if proc.returncode != 0:
         raise RuntimeError('build_image.sh failed (%d): %s' % (proc.returncode, (proc.stderr or '')[-3000:]))
     return Image(proc.stdout.strip().splitlines()[-1])
@@ -104,7 +105,8 @@ def _kill(proc, grace=10.0):
 
 
 def _kvm_probe_key(image):
-    qemu = subprocess.run([QEMU, '--version'], stdout=subprocess.PIPE, text=True).stdout.splitlines()[0]
+    qemu = subprocess.run([QEMU, '--version'], stdout=subprocess.PIPE, text=True,
+                          check=True).stdout.splitlines()[0]
     return '%s|%s|%s' % (os.uname().release, qemu, image.manifest.get('key'))
 
 
@@ -245,10 +247,10 @@ class Guest(object):
         if isinstance(command, (list, tuple)):
             command = ' '.join(shlex.quote(c) for c in command)
         proc = subprocess.run(self.ssh_command(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, timeout=timeout)
+                              stderr=subprocess.PIPE, text=True, timeout=timeout, check=False)
         if check and proc.returncode != 0:
-            raise GuestError('guest command %r failed (%d): %s%s' % (command, proc.returncode,
-                                                                      proc.stdout[-2000:], proc.stderr[-2000:]))
+            raise GuestError('guest command %r failed (%d): %s%s'
+                             % (command, proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:]))
         return proc
 
     def copy_in(self, local, remote):

@@ -4,7 +4,6 @@ newer kernel installed from a local .deb once (kernel_boot state=once), then the
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time

@@ -37,9 +37,8 @@ def _playbook(ansible, kube_env, tmp_path, guest, variables, timeout=1800):
                           timeout=timeout, check=False)
 
 
-def test_upgrade_playbook_reboots_the_guest_into_the_new_kernel(guest, ansible, vm_image, new_kernel_deb,
-                                                               fake_kube, kube_env, kubeconfig, kubectl_bin,
-                                                               tmp_path, request):
+def test_upgrade_playbook_reboots_the_guest_into_the_new_kernel(
+        guest, ansible, vm_image, new_kernel_deb, fake_kube, kube_env, kubeconfig, kubectl_bin, tmp_path, request):
     old, new = vm_image.old_release, _release_of_deb(new_kernel_deb)
     fake_kube.add_node(guest.name, kernel=old)
     fake_kube.add_pod('web-1', guest.name, owner='ReplicaSet/web', labels={'app': 'web'})
