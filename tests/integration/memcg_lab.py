@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""Real live and dying memory cgroups on the test machine's kernel (cgroup v1, as root).
+"""Real live and dying memory cgroups on the running kernel (cgroup v1, or v2 in the VM tests; root).
 
 A dying memcg is made the way production makes them: a process joins a memcg, creates files
 (their page cache and dentries are charged to it), leaves, and the memcg is removed. The kernel
@@ -7,11 +7,16 @@ keeps counting it in /proc/cgroups while those pages stay charged.
 
 Everything lives under one parent memcg named after this process, so cleanup removes exactly
 what was created: the files first (so the kernel can release the charges), then the directories.
+
+Also a script for the VM tests, run inside the guest (stdlib only):
+    python3 memcg_lab.py 200 /var/tmp/lab  -> JSON: layout, parent, count; the memcgs stay dying
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import shutil
 import tempfile
 
@@ -37,12 +42,25 @@ def memory_num_cgroups():
     raise RuntimeError('no memory row in /proc/cgroups')
 
 
-def own_memcg_path(mount):
+def unified_memory_mount():
+    """The cgroup2 mount whose root offers the memory controller (a v2-only host), or None."""
+    with open('/proc/self/mountinfo') as mountinfo:
+        for line in mountinfo:
+            left, right = line.split(' - ', 1)
+            if right.split()[0] == 'cgroup2':
+                mount = left.split()[4]
+                with open(os.path.join(mount, 'cgroup.controllers')) as controllers:
+                    if 'memory' in controllers.read().split():
+                        return mount
+    return None
+
+
+def own_memcg_path(mount, unified=False):
     """The directory of the memcg this process belongs to."""
     with open('/proc/self/cgroup') as cgroup:
         for line in cgroup:
-            _hid, controllers, path = line.rstrip('\n').split(':', 2)
-            if 'memory' in controllers.split(','):
+            hid, controllers, path = line.rstrip('\n').split(':', 2)
+            if (unified and hid == '0') or (not unified and 'memory' in controllers.split(',')):
                 return os.path.join(mount, path.lstrip('/'))
     return mount
 
@@ -50,15 +68,19 @@ def own_memcg_path(mount):
 class MemcgLab:
     """Creates live and dying memcgs under one parent memcg and removes them again."""
 
-    def __init__(self, name=None):
-        self.mount = memory_hierarchy()
+    def __init__(self, name=None, data_parent=None, allow_v2=False):
+        self.mount, self.unified = memory_hierarchy(), False
+        if self.mount is None and allow_v2:
+            self.mount, self.unified = unified_memory_mount(), True
         if self.mount is None:
-            raise RuntimeError('this machine has no cgroup v1 memory hierarchy')
+            raise RuntimeError('this machine has no cgroup %s memory hierarchy' % ('v1 or v2' if allow_v2 else 'v1'))
         self.name = name or 'nodeops-memcg-test-%d' % os.getpid()
         self.parent = os.path.join(self.mount, self.name)
-        self.data_dir = tempfile.mkdtemp(prefix=self.name + '-files-')
+        self.data_dir = tempfile.mkdtemp(prefix=self.name + '-files-', dir=data_parent)
         self.live = []
         os.mkdir(self.parent)
+        if self.unified:  # v2: the children get a memory controller only when the parent hands it down
+            _write(os.path.join(self.parent, 'cgroup.subtree_control'), '+memory')
 
     def add_live(self, count):
         """Create count empty memcgs that stay (like the cgroups of running pods)."""
@@ -76,7 +98,7 @@ class MemcgLab:
         if pid == 0:  # child: join, write, leave, remove
             status = 1
             try:
-                home = os.path.join(own_memcg_path(self.mount), 'cgroup.procs')
+                home = os.path.join(own_memcg_path(self.mount, self.unified), 'cgroup.procs')
                 payload = b'x' * file_bytes
                 for index in range(count):
                     memcg = os.path.join(self.parent, 'dying-%d-%d' % (os.getpid(), index))
@@ -114,3 +136,21 @@ class MemcgLab:
 def _write(path, text):
     with open(path, 'w') as handle:
         handle.write(text)
+
+
+def main(argv):
+    """In a VM test guest: create argv[1] dying memcgs, their files under argv[2]; print JSON.
+
+    Nothing is cleaned up: the guest's disk overlay is thrown away after the test."""
+    count, data_parent = int(argv[1]), argv[2]
+    if not os.path.isdir(data_parent):
+        os.makedirs(data_parent)
+    lab = MemcgLab(name='nodeops-memcg-lab', data_parent=data_parent, allow_v2=True)
+    lab.add_dying(count)
+    print(json.dumps({'mount': lab.mount, 'unified': lab.unified, 'parent': lab.parent, 'dying_created': count,
+                      'memory_num_cgroups': memory_num_cgroups()}))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv))

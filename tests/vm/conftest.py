@@ -7,6 +7,7 @@ first use (several minutes) and cached outside git (tests/vm/build_image.sh).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -114,7 +115,10 @@ def vm_collections_path():
 
 @pytest.fixture
 def ansible(guest, vm_collections_path, tmp_path):
-    """ansible(module, args) -> CompletedProcess: an ad-hoc module run against the guest."""
+    """ansible(module, args) -> CompletedProcess: an ad-hoc module run against the guest.
+
+    ansible.playbook(path, variables, env=None) runs a playbook on an inventory of the guest (group
+    `workers`) and localhost (where the reports are written)."""
     inventory = guest.inventory(str(tmp_path / 'inventory.ini'))
     config = tmp_path / 'ansible.cfg'
     config.write_text('')
@@ -131,6 +135,14 @@ def ansible(guest, vm_collections_path, tmp_path):
             raise AssertionError('ansible %s %s failed (%d):\n%s' % (module, args, proc.returncode, proc.stdout[-4000:]))
         return proc
 
-    run.env = env
-    run.inventory = inventory
+    def playbook(path, variables, extra_env=None, timeout=1800):
+        hosts = tmp_path / 'playbook-hosts.ini'
+        hosts.write_text(
+            'localhost ansible_connection=local ansible_python_interpreter=%s\n' % sys.executable
+            + open(guest.inventory(str(tmp_path / 'guest.ini'), group='workers')).read())
+        command = ['ansible-playbook', '-i', str(hosts), path, '-e', json.dumps(variables)]
+        return subprocess.run(command, env=dict(env, **(extra_env or {})), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False)
+
+    run.playbook = playbook
     return run
