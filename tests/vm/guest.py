@@ -76,8 +76,11 @@ def fetch_deb(package, dest=None):
     prefix = package + '_'
     found = sorted(f for f in os.listdir(dest) if f.startswith(prefix) and f.endswith('.deb'))
     if not found:
-        subprocess.run(['apt-get', 'download', '-q', package], cwd=dest, check=True,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = subprocess.run(['apt-get', 'download', '-q', package], cwd=dest, check=False,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError('apt-get download %s failed (%d; stale package lists? apt-get update): %s'
+                               % (package, proc.returncode, proc.stdout[-2000:]))
         found = sorted(f for f in os.listdir(dest) if f.startswith(prefix) and f.endswith('.deb'))
     if not found:
         raise RuntimeError('apt-get download %s left no .deb in %s' % (package, dest))

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 
 from conftest import REPO_ROOT, record
@@ -21,20 +19,27 @@ PLAYBOOK = os.path.join(REPO_ROOT, 'playbooks', 'upgrade.yml')
 
 
 def _release_of_deb(path):
+    # linux-image-6.1.0-56-cloud-amd64_6.1.192-2_amd64.deb -> 6.1.0-56-cloud-amd64
     return re.match(r'linux-image-(.+?)_', os.path.basename(path)).group(1)
 
 
-def _playbook(ansible, kube_env, tmp_path, guest, variables, timeout=1800):
-    inventory = tmp_path / 'hosts.ini'
-    inventory.write_text(
-        'localhost ansible_connection=local ansible_python_interpreter=%s\n' % sys.executable
-        + open(guest.inventory(str(tmp_path / 'guest.ini'), group='workers')).read())
-    env = dict(ansible.env, **{k: kube_env[k] for k in ('KUBECONFIG', 'KUBECACHEDIR', 'NO_PROXY', 'no_proxy')
-                               if k in kube_env})
-    env['PATH'] = kube_env['PATH']
-    command = ['ansible-playbook', '-i', str(inventory), PLAYBOOK, '-e', json.dumps(variables)]
-    return subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=timeout, check=False)
+def _upgrade(ansible, kube_env, variables):
+    kube = {k: kube_env[k] for k in ('KUBECONFIG', 'KUBECACHEDIR', 'NO_PROXY', 'no_proxy', 'PATH') if k in kube_env}
+    return ansible.playbook(PLAYBOOK, variables, extra_env=kube)
+
+
+def _variables(old, new_kernel_deb, kubectl_bin, kubeconfig, tmp_path):
+    """The guest's old kernel marked severe; the new one installed from the local .deb."""
+    return {
+        'kernel_upgrade_hosts': 'workers', 'kernel_upgrade_kubectl': kubectl_bin,
+        'kernel_upgrade_kubeconfig': kubeconfig, 'kernel_upgrade_kubelet_service': '',
+        'kernel_upgrade_report_dir': str(tmp_path / 'report'),
+        'kernel_upgrade_policy_overrides': [{'match': '^' + re.escape(old) + '$', 'status': 'severe'}],
+        'kernel_upgrade_local_package': new_kernel_deb,
+        'kernel_upgrade_target_release': _release_of_deb(new_kernel_deb),
+        'kernel_upgrade_ready_timeout': 300, 'kernel_upgrade_daemonsets_timeout': 120,
+        'kernel_upgrade_drain_timeout': 60,
+    }
 
 
 def test_upgrade_playbook_reboots_the_guest_into_the_new_kernel(
@@ -43,19 +48,10 @@ def test_upgrade_playbook_reboots_the_guest_into_the_new_kernel(
     fake_kube.add_node(guest.name, kernel=old)
     fake_kube.add_pod('web-1', guest.name, owner='ReplicaSet/web', labels={'app': 'web'})
     fake_kube.add_daemonset('node-exporter', nodes=[guest.name])
-    variables = {
-        'kernel_upgrade_hosts': 'workers', 'kernel_upgrade_kubectl': kubectl_bin,
-        'kernel_upgrade_kubeconfig': kubeconfig, 'kernel_upgrade_kubelet_service': '',
-        'kernel_upgrade_report_dir': str(tmp_path / 'report'),
-        'kernel_upgrade_policy_overrides': [{'match': '^' + re.escape(old) + '$', 'status': 'severe'}],
-        'kernel_upgrade_local_package': new_kernel_deb,
-        'kernel_upgrade_target_release': new,
-        'kernel_upgrade_ready_timeout': 300, 'kernel_upgrade_daemonsets_timeout': 120,
-        'kernel_upgrade_drain_timeout': 60,
-    }
+    variables = _variables(old, new_kernel_deb, kubectl_bin, kubeconfig, tmp_path)
     with NodeHeartbeat(guest, fake_kube, guest.name, interval=3, sample='grub-editenv list') as beat:
         start = time.monotonic()
-        result = _playbook(ansible, kube_env, tmp_path, guest, variables)
+        result = _upgrade(ansible, kube_env, variables)
         record(request, 'upgrade.yml, first run', time.monotonic() - start)
         (tmp_path / 'first-run.log').write_text(result.stdout)
         assert result.returncode == 0, result.stdout[-8000:]
@@ -63,6 +59,13 @@ def test_upgrade_playbook_reboots_the_guest_into_the_new_kernel(
         node = fake_kube.node(guest.name)
         assert node['status']['nodeInfo']['kernelVersion'] == new
         assert not node['spec'].get('unschedulable')
+        # cordoned, then drained through the Eviction API (the DaemonSet pod stays), then uncordoned
+        writes = [m for m in fake_kube.mutations if not m.dry_run and 200 <= m.status < 300]
+        cordons = [m.time for m in writes if m.path.endswith('/nodes/' + guest.name)
+                   and (m.body or {}).get('spec', {}).get('unschedulable') is True]
+        evictions = [m.time for m in writes if m.path.endswith('/pods/web-1/eviction')]
+        assert cordons and evictions and cordons[0] < evictions[0], writes
+        assert fake_kube.pod('web-1') is None
         env = guest.run('grub-editenv list').stdout
         assert re.search(r'saved_entry=.*%s' % re.escape(new), env), env
         with open(tmp_path / 'report' / 'upgrade.json') as f:
@@ -81,18 +84,27 @@ def test_upgrade_playbook_reboots_the_guest_into_the_new_kernel(
 
         writes = len([m for m in fake_kube.mutations if not m.dry_run])
         start = time.monotonic()
-        again = _playbook(ansible, kube_env, tmp_path, guest, variables)
+        again = _upgrade(ansible, kube_env, variables)
         record(request, 'upgrade.yml, second run', time.monotonic() - start)
         assert again.returncode == 0, again.stdout[-8000:]
         assert len([m for m in fake_kube.mutations if not m.dry_run]) == writes
 
 
-# an initramfs-tools post-update hook that replaces the image of one release with garbage: the
-# kernel then finds no root file system and panics (the guest boots with panic=10)
-BREAK_INITRAMFS = r'''#!/bin/sh
-# test only: make the initramfs of %(release)s unbootable
-[ "$1" = "%(release)s" ] && head -c 1048576 /dev/urandom > "$2"
-exit 0
+# instead of update-initramfs (diverted): the target release gets 1 MiB of random bytes as its
+# initramfs, so its kernel finds no root file system and panics (the guest boots with panic=10);
+# this also skips the minutes an initramfs build takes under emulation
+FAKE_UPDATE_INITRAMFS = r'''#!/bin/sh
+# test only (nodeops.memcg tests/vm): an unbootable initramfs for %(release)s
+version= bootdir=/boot
+for arg; do
+  case "$prev" in -k) version=$arg ;; -b) bootdir=$arg ;; esac
+  prev=$arg
+done
+if [ "$version" = "%(release)s" ]; then
+  head -c 1048576 /dev/urandom > "$bootdir/initrd.img-$version"
+  exit 0
+fi
+exec /usr/sbin/update-initramfs.real "$@"
 '''
 
 
@@ -101,23 +113,15 @@ def test_unbootable_target_fails_the_playbook_and_comes_back_on_the_old_kernel(
     old, new = vm_image.old_release, _release_of_deb(new_kernel_deb)
     fake_kube.add_node(guest.name, kernel=old)
     fake_kube.add_pod('web-1', guest.name, owner='ReplicaSet/web', labels={'app': 'web'})
-    hook = tmp_path / 'zz-break'
-    hook.write_text(BREAK_INITRAMFS % {'release': new})
-    guest.run('mkdir -p /etc/initramfs/post-update.d')
-    guest.copy_in(str(hook), '/etc/initramfs/post-update.d/zz-break')
-    guest.run('chmod 755 /etc/initramfs/post-update.d/zz-break')
-    variables = {
-        'kernel_upgrade_hosts': 'workers', 'kernel_upgrade_kubectl': kubectl_bin,
-        'kernel_upgrade_kubeconfig': kubeconfig, 'kernel_upgrade_kubelet_service': '',
-        'kernel_upgrade_report_dir': str(tmp_path / 'report'),
-        'kernel_upgrade_policy_overrides': [{'match': '^' + re.escape(old) + '$', 'status': 'severe'}],
-        'kernel_upgrade_local_package': new_kernel_deb,
-        'kernel_upgrade_target_release': new,
-        'kernel_upgrade_ready_timeout': 300, 'kernel_upgrade_drain_timeout': 60,
-    }
+    fake = tmp_path / 'update-initramfs'
+    fake.write_text(FAKE_UPDATE_INITRAMFS % {'release': new})
+    guest.run('dpkg-divert --local --rename --divert /usr/sbin/update-initramfs.real --add /usr/sbin/update-initramfs')
+    guest.copy_in(str(fake), '/usr/sbin/update-initramfs')
+    guest.run('chmod 755 /usr/sbin/update-initramfs')
+    variables = _variables(old, new_kernel_deb, kubectl_bin, kubeconfig, tmp_path)
     with NodeHeartbeat(guest, fake_kube, guest.name, interval=3):
         start = time.monotonic()
-        result = _playbook(ansible, kube_env, tmp_path, guest, variables)
+        result = _upgrade(ansible, kube_env, variables)
         record(request, 'upgrade.yml, unbootable target', time.monotonic() - start)
     (tmp_path / 'run.log').write_text(result.stdout)
     assert result.returncode != 0, result.stdout[-8000:]
