@@ -7,11 +7,13 @@
 #   tests/run-all.sh -k [STAGE ...]  keep going after a failed stage (default: stop at the first)
 #
 # Stages: vermin, sanity-latest, sanity-2.16, lint, doc-latest, doc-2.16, unit-latest, unit-2.16,
-#         integration, molecule.   Groups: sanity, doc, unit (both ansible-core versions), all.
+#         integration, molecule, vm.   Groups: sanity, doc, unit (both ansible-core versions), all.
 #
 # It keeps two virtualenvs in the repo, .venv-latest (tests/requirements-latest.txt) and
 # .venv-2.16 (tests/requirements-2.16.txt), reinstalled only when the requirements change, and
 # tests a copy of the collection laid out as <tmp>/ansible_collections/nodeops/memcg.
+# The vm stage (root; qemu, debootstrap: .ci/run installs them) boots a Debian guest; its base
+# image is built in the background from the start of the run and cached (tests/vm/README.md).
 # Environment: PYTHON (interpreter for the venvs, default python3), KEEP_WORKDIR=1 (keep the copy).
 set -euo pipefail
 
@@ -28,7 +30,7 @@ VENV_216=$REPO_ROOT/.venv-2.16
 # Bump when the way the venvs are built changes, so existing ones are rebuilt.
 SETUP_REVISION=1
 
-ALL_STAGES=(vermin sanity-latest sanity-2.16 lint doc-latest doc-2.16 unit-latest unit-2.16 integration molecule)
+ALL_STAGES=(vermin sanity-latest sanity-2.16 lint doc-latest doc-2.16 unit-latest unit-2.16 integration molecule vm)
 
 log() { printf '%s\n' "$*"; }
 core_version() { "$1/bin/python" -c 'import ansible.release as r; print("ansible-core " + r.__version__)'; }
@@ -251,6 +253,9 @@ EOF
 }
 
 setup() {
+  if ((EUID == 0)); then
+    tests/install-system-packages.sh
+  fi
   log "python for the venvs: $(command -v "$PYTHON") ($("$PYTHON" -c 'import sys; print(sys.version.split()[0])'))"
   ensure_venv "$VENV_LATEST" tests/requirements-latest.txt
   core_version "$VENV_LATEST"
@@ -410,6 +415,50 @@ stage_molecule() {
   molecule test --all
 }
 
+# A real Debian guest under qemu: the upgrade playbook reboots it into a newer kernel, and the
+# probe and the mitigation run in it under cgroup v1 and v2 (tests/vm/README.md).
+stage_vm() {
+  local rc=0
+  if ((EUID != 0)); then
+    log "the VM tests need root (debootstrap, chroot, qemu)"
+    return 1
+  fi
+  if [[ -f $VM_BUILD_LOG ]]; then
+    log "waiting for the background base image build (tests/vm/build_image.sh)"
+    flock "$VM_CACHE/.lock" true
+    cat "$VM_BUILD_LOG"
+  fi
+  export PATH="$VENV_LATEST/bin:$PATH"
+  export VIRTUAL_ENV=$VENV_LATEST
+  export NODEOPS_MEMCG_COLLECTIONS_PATH=$COLLECTIONS_DIR
+  "$VENV_LATEST/bin/python" -m pytest tests/vm -ra || rc=$?
+  if ((rc == 5)); then
+    log "pytest collected no VM test: that is a failure"
+  fi
+  return "$rc"
+}
+
+# The base image takes minutes on a fresh machine (debootstrap): build it while the other stages
+# run. A second build_image.sh (the vm stage's) waits on the cache lock and then reuses it.
+start_vm_image_build() {
+  if ! wants vm || ((EUID != 0)) || ! command -v debootstrap >/dev/null; then
+    return 0
+  fi
+  mkdir -p "$VM_CACHE"
+  # its own process group, so that stopping it also stops debootstrap and the chroot's processes
+  setsid tests/vm/build_image.sh >"$VM_BUILD_LOG" 2>&1 </dev/null &
+  VM_BUILD_PID=$!
+  log "building the VM base image in the background (pid $VM_BUILD_PID)"
+}
+
+stop_vm_image_build() {
+  if [[ -n ${VM_BUILD_PID:-} ]] && kill -0 "$VM_BUILD_PID" 2>/dev/null; then
+    log "stopping the background VM image build (pid $VM_BUILD_PID)"
+    kill -TERM -- "-$VM_BUILD_PID" 2>/dev/null || true
+    wait "$VM_BUILD_PID" 2>/dev/null || true
+  fi
+}
+
 # ---------------------------------------------------------------- main
 
 RUN_START=$(now)
@@ -417,7 +466,10 @@ WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/nodeops-memcg-test.XXXXXX")
 COLLECTIONS_DIR=$WORKDIR/collections
 COLLECTION=$COLLECTIONS_DIR/ansible_collections/nodeops/memcg
 SKIP_FILE=$WORKDIR/stage-skipped
+VM_CACHE=${NODEOPS_MEMCG_VM_CACHE:-/var/cache/nodeops-memcg-vm}
+VM_BUILD_LOG=$WORKDIR/vm-image-build.log
 cleanup() {
+  stop_vm_image_build
   if [[ ${KEEP_WORKDIR:-} == 1 ]]; then
     log "kept $WORKDIR"
   else
@@ -428,6 +480,7 @@ trap cleanup EXIT
 
 log "nodeops.memcg tests in $REPO_ROOT; stages: ${SELECTED[*]}"
 run_stage setup setup
+start_vm_image_build
 for stage in "${SELECTED[@]}"; do
   run_stage "$stage" "stage_${stage//[-.]/_}"
 done
