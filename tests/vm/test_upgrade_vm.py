@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
-"""playbooks/upgrade.yml against a real guest (first cut): the guest is node `vmguest` of the
-fake Kubernetes API, its Ready condition follows the guest (NodeHeartbeat), the policy override
-marks the guest's older kernel severe, and the newer kernel is installed from a local .deb."""
+"""playbooks/upgrade.yml against a real guest: the guest is node `vmguest` of the fake Kubernetes
+API, its Ready condition follows the guest (NodeHeartbeat), a policy override marks the guest's
+older kernel severe, and the newer kernel is installed from a local .deb (the guest has no network)."""
 
 from __future__ import annotations
 
