@@ -14,6 +14,8 @@ import shutil
 import sys
 import tempfile
 
+import pytest
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -28,5 +30,14 @@ def _collection_parent():
     return parent
 
 
+COLLECTION_PARENT = None
 if 'ansible_collections.nodeops.memcg' not in sys.modules:
-    sys.path.insert(0, _collection_parent())
+    COLLECTION_PARENT = _collection_parent()
+    sys.path.insert(0, COLLECTION_PARENT)
+
+
+@pytest.fixture(scope='session')
+def collections_path():
+    """ANSIBLE_COLLECTIONS_PATH for the ansible-playbook and ansible-runner the tests start: run-all.sh's
+    copy of the collection (NODEOPS_MEMCG_COLLECTIONS_PATH), else this checkout by its real name."""
+    return os.environ.get('NODEOPS_MEMCG_COLLECTIONS_PATH') or COLLECTION_PARENT or _collection_parent()

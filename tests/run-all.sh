@@ -381,6 +381,14 @@ unit() { # venv
 stage_unit_latest() { unit "$VENV_LATEST"; }
 stage_unit_2_16() { unit "$VENV_216"; }
 
+# Tests that start ansible-playbook and ansible-runner: the latest venv's, on the collection copy.
+pytest_with_ansible() { # test directory
+  export PATH="$VENV_LATEST/bin:$PATH"
+  export VIRTUAL_ENV=$VENV_LATEST
+  export NODEOPS_MEMCG_COLLECTIONS_PATH=$COLLECTIONS_DIR
+  "$VENV_LATEST/bin/python" -m pytest "$1" -ra
+}
+
 stage_integration() {
   local rc=0
   if [[ ! -d tests/integration ]]; then
@@ -389,11 +397,7 @@ stage_integration() {
   if ((EUID != 0)); then
     log "warning: integration tests expect root"
   fi
-  # the tests run the latest venv's ansible-playbook and ansible-runner against the collection copy
-  export PATH="$VENV_LATEST/bin:$PATH"
-  export VIRTUAL_ENV=$VENV_LATEST
-  export NODEOPS_MEMCG_COLLECTIONS_PATH=$COLLECTIONS_DIR
-  "$VENV_LATEST/bin/python" -m pytest tests/integration -ra || rc=$?
+  pytest_with_ansible tests/integration || rc=$?
   if ((rc == 5)); then
     skip "pytest collected no integration test"
   fi
@@ -428,10 +432,7 @@ stage_vm() {
     flock "$VM_CACHE/.lock" true
     cat "$VM_BUILD_LOG"
   fi
-  export PATH="$VENV_LATEST/bin:$PATH"
-  export VIRTUAL_ENV=$VENV_LATEST
-  export NODEOPS_MEMCG_COLLECTIONS_PATH=$COLLECTIONS_DIR
-  "$VENV_LATEST/bin/python" -m pytest tests/vm -ra || rc=$?
+  pytest_with_ansible tests/vm || rc=$?
   if ((rc == 5)); then
     log "pytest collected no VM test: that is a failure"
   fi

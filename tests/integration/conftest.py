@@ -17,20 +17,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope='session')
-def collections_path():
-    """A directory holding ansible_collections/nodeops/memcg: run-all.sh's copy, or a symlink."""
-    given = os.environ.get('NODEOPS_MEMCG_COLLECTIONS_PATH')
-    if given:
-        yield given
-        return
-    parent = tempfile.mkdtemp(prefix='nodeops-memcg-it-')
-    os.makedirs(os.path.join(parent, 'ansible_collections', 'nodeops'))
-    os.symlink(REPO_ROOT, os.path.join(parent, 'ansible_collections', 'nodeops', 'memcg'))
-    yield parent
-    shutil.rmtree(parent)
-
-
-@pytest.fixture(scope='session')
 def ansible_env(collections_path):
     """Environment for ansible-playbook / ansible-runner with this collection and no user config."""
     config_dir = tempfile.mkdtemp(prefix='nodeops-memcg-cfg-')

@@ -99,22 +99,8 @@ def pytest_runtest_makereport(item, call):
     setattr(item, 'rep_' + rep.when, rep)
 
 
-@pytest.fixture(scope='session')
-def vm_collections_path():
-    """A directory holding ansible_collections/nodeops/memcg (run-all.sh's copy, or a symlink)."""
-    given = os.environ.get('NODEOPS_MEMCG_COLLECTIONS_PATH')
-    if given:
-        yield given
-        return
-    parent = tempfile.mkdtemp(prefix='nodeops-memcg-vmcol-')
-    os.makedirs(os.path.join(parent, 'ansible_collections', 'nodeops'))
-    os.symlink(REPO_ROOT, os.path.join(parent, 'ansible_collections', 'nodeops', 'memcg'))
-    yield parent
-    shutil.rmtree(parent)
-
-
 @pytest.fixture
-def ansible(guest, vm_collections_path, tmp_path):
+def ansible(guest, collections_path, tmp_path):
     """ansible(module, args) -> CompletedProcess: an ad-hoc module run against the guest.
 
     ansible.playbook(path, variables, env=None) runs a playbook on an inventory of the guest (group
@@ -122,7 +108,7 @@ def ansible(guest, vm_collections_path, tmp_path):
     inventory = guest.inventory(str(tmp_path / 'inventory.ini'))
     config = tmp_path / 'ansible.cfg'
     config.write_text('')
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=vm_collections_path, ANSIBLE_CONFIG=str(config),
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path, ANSIBLE_CONFIG=str(config),
                ANSIBLE_HOST_KEY_CHECKING='False', ANSIBLE_NOCOLOR='1', ANSIBLE_RETRY_FILES_ENABLED='False',
                ANSIBLE_LOCAL_TEMP=str(tmp_path / 'ansible-tmp'))
     env['PATH'] = os.path.dirname(sys.executable) + os.pathsep + env.get('PATH', '')

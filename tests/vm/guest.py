@@ -26,6 +26,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -342,7 +343,6 @@ class NodeHeartbeat(object):
     successful ask, e.g. `grub-editenv list` to see when the default boot entry changed."""
 
     def __init__(self, guest, kube, node, interval=3.0, misses=2, ssh_timeout=20, sample=None):
-        import threading
         self.guest = guest
         self.kube = kube
         self.node = node
