@@ -12,8 +12,9 @@
 # It keeps two virtualenvs in the repo, .venv-latest (tests/requirements-latest.txt) and
 # .venv-2.16 (tests/requirements-2.16.txt), reinstalled only when the requirements change, and
 # tests a copy of the collection laid out as <tmp>/ansible_collections/nodeops/memcg.
-# The vm stage (root; qemu, debootstrap: .ci/run installs them) boots a Debian guest; its base
-# image is built in the background from the start of the run and cached (tests/vm/README.md).
+# As root, setup installs the Debian packages it needs (tests/install-system-packages.sh). The vm
+# stage boots a Debian guest; its base image is built in the background from the end of setup and
+# cached outside git (tests/vm/README.md).
 # Environment: PYTHON (interpreter for the venvs, default python3), KEEP_WORKDIR=1 (keep the copy).
 set -euo pipefail
 

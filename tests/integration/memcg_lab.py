@@ -9,15 +9,15 @@ Everything lives under one parent memcg named after this process, so cleanup rem
 what was created: the files first (so the kernel can release the charges), then the directories.
 
 Also a script for the VM tests, run inside the guest (stdlib only):
-    python3 memcg_lab.py 200 /var/tmp/lab  -> JSON: layout, parent, count; the memcgs stay dying
+    python3 memcg_lab.py 200 /var/tmp/lab   # JSON: mount, unified, parent, memory_num_cgroups; the memcgs stay dying
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 import shutil
+import sys
 import tempfile
 
 

@@ -77,7 +77,8 @@ def vm_accel(vm_image, request):
 
 @pytest.fixture
 def guest(vm_image, vm_accel, request):
-    """A fresh overlay of the base image, booted, with SSH up. Stopped by pid afterwards."""
+    """A fresh overlay of the base image, booted, with SSH up. Stopped by pid afterwards; its work
+    directory is removed, except the serial console and qemu's log when the test failed."""
     workdir = tempfile.mkdtemp(prefix='nodeops-memcg-vm-')
     g = vm.Guest(vm_image, workdir, accel=vm_accel)
     g.start()
@@ -86,8 +87,10 @@ def guest(vm_image, vm_accel, request):
         yield g
     finally:
         g.stop()
-        if request.node.rep_call.failed if hasattr(request.node, 'rep_call') else False:
-            print('kept %s (console: %s)' % (workdir, g.console_path))
+        report = getattr(request.node, 'rep_call', None)
+        if report is not None and report.failed:
+            os.remove(g.overlay)
+            print('kept %s (serial console: %s)' % (workdir, g.console_path))
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
