@@ -41,16 +41,24 @@ def _fail_json(self, msg, **kwargs):
 
 
 def run_module(main, args, check_mode=False):
-    """Run main() with args; return (result, failed)."""
+    """Run main() with args; return (result, failed).
+
+    What the module passes to AnsibleModule.warn() ends up in result['warnings'], as on a real
+    run. (Left to ansible, it goes to a process-wide list, or to the controller's display once a
+    test in the same process has imported controller code.)"""
     args = dict(args)
     if check_mode:
         args['_ansible_check_mode'] = True
+    warned = []
     from unittest import mock
     with patch_module_args(args), \
             mock.patch.object(basic.AnsibleModule, 'exit_json', _exit_json), \
-            mock.patch.object(basic.AnsibleModule, 'fail_json', _fail_json):
+            mock.patch.object(basic.AnsibleModule, 'fail_json', _fail_json), \
+            mock.patch.object(basic.AnsibleModule, 'warn', lambda self, warning: warned.append(warning)):
         try:
             main()
         except ModuleExit as done:
+            if warned:
+                done.result['warnings'] = done.result.get('warnings', []) + warned
             return done.result, done.failed
     raise AssertionError('module returned without exit_json or fail_json')

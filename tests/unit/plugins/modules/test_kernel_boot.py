@@ -386,10 +386,9 @@ def test_el_grub_default_change_regenerates_with_grub2_mkconfig(el8):
 
 
 def test_grub_tool_warnings_are_passed_on(debian):
-    warnings = pytest.importorskip('ansible.module_utils.common.warnings')
     os.rename(str(debian.bin / 'grub-reboot'), str(debian.bin / 'real-grub-reboot'))
     debian.tool('grub-reboot', '#!/bin/sh\necho\necho "WARNING: Detected GRUB environment block on lvm device"\n'
                                'exec "%s" "$@"\n' % (debian.bin / 'real-grub-reboot'))
     result, failed = debian.run(release=BOOKWORM_NEW, state='once')
     assert not failed, result
-    assert 'grub-reboot: WARNING: Detected GRUB environment block on lvm device' in warnings.get_warning_messages()
+    assert 'grub-reboot: WARNING: Detected GRUB environment block on lvm device' in result['warnings']
