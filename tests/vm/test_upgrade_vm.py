@@ -63,8 +63,8 @@ def test_upgrade_playbook_reboots_the_guest_into_the_new_kernel(
         writes = [m for m in fake_kube.mutations if not m.dry_run and 200 <= m.status < 300]
         cordons = [m.time for m in writes if m.path.endswith('/nodes/' + guest.name)
                    and (m.body or {}).get('spec', {}).get('unschedulable') is True]
-        evictions = [m.time for m in writes if m.path.endswith('/pods/web-1/eviction')]
-        assert cordons and evictions and cordons[0] < evictions[0], writes
+        evictions = {m.path.rsplit('/', 2)[-2]: m.time for m in writes if m.path.endswith('/eviction')}
+        assert cordons and list(evictions) == ['web-1'] and cordons[0] < evictions['web-1'], writes
         assert fake_kube.pod('web-1') is None
         env = guest.run('grub-editenv list').stdout
         assert re.search(r'saved_entry=.*%s' % re.escape(new), env), env
@@ -127,7 +127,8 @@ def test_unbootable_target_fails_the_playbook_and_comes_back_on_the_old_kernel(
     assert result.returncode != 0, result.stdout[-8000:]
     flat = ' '.join(result.stdout.split())
     assert 'expected kernel %s after the reboot, but the node runs %s' % (new, old) in flat, result.stdout[-8000:]
-    assert 'Kernel panic' in guest.console()
+    console = guest.console()
+    assert 'Linux version %s' % new in console and 'Kernel panic' in console
     assert guest.run('uname -r').stdout.strip() == old
     env = guest.run('grub-editenv list').stdout
     assert re.search(r'saved_entry=.*%s' % re.escape(old), env), env
