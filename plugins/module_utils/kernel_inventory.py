@@ -14,6 +14,8 @@ __metaclass__ = type
 import os
 import re
 
+# The tools whose output is parsed run in the C locale: untranslated messages and formats.
+C_LOCALE = {'LANG': 'C', 'LC_ALL': 'C'}
 RPM_QUERY_FORMAT = '%{NAME} %{VERSION} %{RELEASE} %{ARCH}\\n'
 RPM_KERNEL_PACKAGES = ['kernel', 'kernel-lt', 'kernel-ml', 'kernel-uek']
 DPKG_QUERY_FORMAT = '${Package} ${Version} ${db:Status-Abbrev}\\n'

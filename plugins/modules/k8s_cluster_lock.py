@@ -219,16 +219,23 @@ def held_message(where, state):
                                         state['seconds_left']))
 
 
+def read_lock(module, kube, result, now):
+    """The Lease as it is: (where, the object or None, its state); held_by and lease go in result."""
+    params = module.params
+    where = '%s/%s' % (params['namespace'], params['name'])
+    lease = kube.get_optional(k8s.LEASE_KIND, params['name'], namespace=params['namespace'])
+    before = k8s.lease_state(lease, now, params['ttl'])
+    result['held_by'] = before['holder'] if before else None
+    result['lease'] = before
+    return where, lease, before
+
+
 def acquire(module, kube, result, now):
     params = module.params
     namespace, name, holder, ttl = params['namespace'], params['name'], params['holder'], params['ttl']
-    where = '%s/%s' % (namespace, name)
-    lease = kube.get_optional(k8s.LEASE_KIND, name, namespace=namespace)
-    before = k8s.lease_state(lease, now, ttl)
+    where, lease, before = read_lock(module, kube, result, now)
     decision = k8s.lease_decision(lease, holder, now, ttl)
-    result['held_by'] = before['holder'] if before else None
     result['decision'] = decision
-    result['lease'] = before
     if decision == 'held_by_other':
         raise MemcgError(held_message(where, before))
     result['would_acquire'] = True
@@ -250,13 +257,8 @@ def acquire(module, kube, result, now):
 
 
 def release(module, kube, result, now):
-    params = module.params
-    namespace, name, holder, ttl = params['namespace'], params['name'], params['holder'], params['ttl']
-    where = '%s/%s' % (namespace, name)
-    lease = kube.get_optional(k8s.LEASE_KIND, name, namespace=namespace)
-    before = k8s.lease_state(lease, now, ttl)
-    result['held_by'] = before['holder'] if before else None
-    result['lease'] = before
+    holder, ttl = module.params['holder'], module.params['ttl']
+    where, lease, before = read_lock(module, kube, result, now)
     if before is None or before['holder'] is None:
         result['decision'] = 'not_held'
         return

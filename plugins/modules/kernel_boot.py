@@ -283,11 +283,8 @@ from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_install impor
     set_default_commands,
     set_grub_default_saved,
 )
-from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_inventory import parse_grubenv
+from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_inventory import C_LOCALE, parse_grubenv
 from ansible_collections.nodeops.memcg.plugins.module_utils.procfs import read_osrelease
-
-# Outputs are parsed: keep the tools' messages and formats untranslated.
-C_LOCALE = {'LANG': 'C', 'LC_ALL': 'C'}
 
 
 def under(root, path):

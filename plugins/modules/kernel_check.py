@@ -203,6 +203,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_inventory import (
+    C_LOCALE,
     DPKG_KERNEL_PATTERN,
     DPKG_QUERY_FORMAT,
     GRUBENV_PATHS,
@@ -216,9 +217,6 @@ from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_inventory imp
 )
 from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_policy import classify
 from ansible_collections.nodeops.memcg.plugins.module_utils.procfs import read_osrelease
-
-# Outputs are parsed: keep the tools' messages and formats untranslated.
-C_LOCALE = {'LANG': 'C', 'LC_ALL': 'C'}
 
 
 def _run(module, args):
