@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -58,3 +59,13 @@ def run_playbook(env, playbook, inventory, extra_vars, *args):
     command = ['ansible-playbook', '-i', inventory, playbook, '-e', json.dumps(extra_vars)] + list(args)
     return subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, timeout=600, check=False)
+
+
+def runner_stats(artifacts):
+    """event_data of the playbook_on_stats event of an ansible-runner artifacts directory."""
+    for event_file in glob.glob(os.path.join(artifacts, 'job_events', '*.json')):
+        with open(event_file) as handle:
+            event = json.load(handle)
+        if event.get('event') == 'playbook_on_stats':
+            return event['event_data']
+    raise AssertionError('no playbook_on_stats event in %s' % artifacts)

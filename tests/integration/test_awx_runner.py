@@ -10,7 +10,6 @@ Only the connection and the fixture roots (and, for the upgrade, the fake Kubern
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import subprocess
@@ -18,7 +17,7 @@ import sys
 
 import yaml
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, runner_stats
 
 sys.path.insert(0, os.path.join(REPO_ROOT, 'tests', 'unit'))
 from fixtures import memcg_tree  # noqa: E402  pylint: disable=wrong-import-position
@@ -77,14 +76,7 @@ def run_job(tmp_path, env, collections_path, ident, survey, inventory, test_vars
     artifacts = os.path.join(data, 'artifacts', ident)
     with open(os.path.join(artifacts, 'status')) as status, open(os.path.join(artifacts, 'rc')) as rc:
         result = (status.read(), int(rc.read()))
-    stats = None
-    for event_file in glob.glob(os.path.join(artifacts, 'job_events', '*.json')):
-        with open(event_file) as handle:
-            event = json.load(handle)
-        if event.get('event') == 'playbook_on_stats':
-            stats = event['event_data']
-    assert stats is not None, 'no playbook_on_stats event'
-    return artifacts, result[0], result[1], stats.get('artifact_data', {})
+    return artifacts, result[0], result[1], runner_stats(artifacts).get('artifact_data', {})
 
 
 def stdout(artifacts):

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import socket
@@ -11,6 +10,8 @@ import subprocess
 import sys
 
 import pytest
+
+from conftest import runner_stats
 
 
 def closed_loopback_port():
@@ -49,14 +50,7 @@ def test_runner_job_reports_every_host_and_sets_stats(ansible_env, collections_p
     with open(os.path.join(artifacts, 'status')) as status, open(os.path.join(artifacts, 'rc')) as rc:
         assert (status.read(), rc.read()) == ('successful', '0'), open(os.path.join(artifacts, 'stdout')).read()
 
-    stats = None
-    for event_file in glob.glob(os.path.join(artifacts, 'job_events', '*.json')):
-        with open(event_file) as handle:
-            event = json.load(handle)
-        if event.get('event') == 'playbook_on_stats':
-            stats = event['event_data']
-    assert stats is not None, 'no playbook_on_stats event'
-    summary = stats['artifact_data']['detect_summary']
+    summary = runner_stats(artifacts)['artifact_data']['detect_summary']
     assert summary['hosts'] == 2 and summary['probed'] == 1 and summary['unreachable'] == 1
 
     with open(os.path.join(report_dir, 'detect.json')) as handle:
