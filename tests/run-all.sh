@@ -260,7 +260,7 @@ setup() {
   log "python for the venvs: $(command -v "$PYTHON") ($("$PYTHON" -c 'import sys; print(sys.version.split()[0])'))"
   ensure_venv "$VENV_LATEST" tests/requirements-latest.txt
   core_version "$VENV_LATEST"
-  if wants sanity-2.16 doc-2.16 unit-2.16; then
+  if wants sanity-2.16 doc-2.16 unit-2.16 integration; then
     ensure_venv "$VENV_216" tests/requirements-2.16.txt
     core_version "$VENV_216"
   fi
@@ -387,6 +387,8 @@ pytest_with_ansible() { # test directory
   export PATH="$VENV_LATEST/bin:$PATH"
   export VIRTUAL_ENV=$VENV_LATEST
   export NODEOPS_MEMCG_COLLECTIONS_PATH=$COLLECTIONS_DIR
+  # ansible-core 2.16 for the tests that run modules on Python 2.7/3.6 nodes (CentOS 7)
+  export NODEOPS_MEMCG_ANSIBLE_216_BIN=$VENV_216/bin
   "$VENV_LATEST/bin/python" -m pytest "$1" -ra
 }
 

@@ -37,6 +37,49 @@ def ansible_env(collections_path):
     shutil.rmtree(config_dir)
 
 
+# The node Pythons of CentOS 7 (2.7 as /usr/bin/python, 3.6 as python3): real CPython builds
+# (pyenv on these machines, CI included), overridable with NODEOPS_MEMCG_PYTHON27 / _PYTHON36.
+NODE_PYTHONS = {'2.7': 'NODEOPS_MEMCG_PYTHON27', '3.6': 'NODEOPS_MEMCG_PYTHON36'}
+
+
+def node_python(version):
+    """Path of a real CPython `version` for nodes, or None."""
+    path = os.environ.get(NODE_PYTHONS[version])
+    if not path:
+        found = sorted(glob.glob(os.path.expanduser('~/.pyenv/versions/%s.*/bin/python%s' % (version, version))))
+        path = found[-1] if found else None
+    return path if path and os.access(path, os.X_OK) else None
+
+
+@pytest.fixture(scope='session')
+def node_pythons():
+    """{'2.7': path, '3.6': path}; fails (never skips) when one is missing: CentOS 7 support rests on them."""
+    pythons = dict((version, node_python(version)) for version in NODE_PYTHONS)
+    missing = [version for version, path in pythons.items() if path is None]
+    if missing:
+        pytest.fail('no CPython %s for the CentOS 7 node tests: install it under ~/.pyenv/versions '
+                    'or set %s' % (', '.join(missing), ', '.join(NODE_PYTHONS[v] for v in missing)))
+    return pythons
+
+
+@pytest.fixture(scope='session')
+def ansible_216_env(ansible_env):
+    """ansible_env with ansible-core 2.16 (the last controller that manages Python 2.7/3.6 nodes) first
+    on PATH: run-all.sh's .venv-2.16 (NODEOPS_MEMCG_ANSIBLE_216_BIN). Fails when it is missing."""
+    bin_dir = os.environ.get('NODEOPS_MEMCG_ANSIBLE_216_BIN') or os.path.join(REPO_ROOT, '.venv-2.16', 'bin')
+    playbook = os.path.join(bin_dir, 'ansible-playbook')
+    if not os.access(playbook, os.X_OK):
+        pytest.fail('no ansible-core 2.16 at %s: run tests/run-all.sh (it builds .venv-2.16) '
+                    'or set NODEOPS_MEMCG_ANSIBLE_216_BIN' % bin_dir)
+    version = subprocess.run([os.path.join(bin_dir, 'python'), '-c', 'import ansible.release as r; print(r.__version__)'],
+                             stdout=subprocess.PIPE, text=True, check=True).stdout.strip()
+    if not version.startswith('2.16.'):
+        pytest.fail('%s is ansible-core %s, not 2.16' % (bin_dir, version))
+    env = dict(ansible_env)
+    env['PATH'] = bin_dir + os.pathsep + env['PATH']
+    return env
+
+
 @pytest.fixture(scope='session')
 def require_root_v1():
     if os.geteuid() != 0:
