@@ -4,7 +4,8 @@
 #
 # The controller (README "Which ansible-core"): ansible-core 2.16 by default, the last release that
 # runs modules on Python 2.7 and 3.6 nodes (CentOS 7). For fleets whose nodes all have Python >= 3.8:
-#   NODEOPS_MEMCG_ANSIBLE_CORE=latest ./run-detect.sh ...   (the newest ansible-core pip finds)
+#   NODEOPS_MEMCG_ANSIBLE_CORE=latest ./run-detect.sh ...   (the newest ansible-core pip finds when it
+#   builds .venv-run; remove .venv-run to pick up a newer one)
 # NODEOPS_MEMCG_PYTHON picks the controller's Python (default python3): 2.16 runs on 3.10-3.12.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -38,7 +39,7 @@ case "$core" in
 esac
 
 # What the venv was built for: a different core, Python or requirements.txt rebuilds it.
-stamp="$core $pyver $(sha256sum "$repo/requirements.txt" | cut -d' ' -f1)"
+stamp="$core $(command -v "$python") $pyver $(sha256sum "$repo/requirements.txt" | cut -d' ' -f1)"
 if [[ ! -x $venv/bin/ansible-playbook || ! -f $venv/.nodeops-memcg-stamp
   || $(<"$venv/.nodeops-memcg-stamp") != "$stamp" ]]; then
   echo "==> creating $venv with $spec (Python $pyver) and the collection's Python requirements"
