@@ -189,7 +189,8 @@ class SshFleet:
                              'PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n'
                              'StrictModes no\nSubsystem sftp internal-sftp\nMaxStartups 200\n'
                              'MaxSessions 100\nLogLevel ERROR\n' % (host_key, os.path.join(work, 'authorized_keys')))
-            self.processes.append(subprocess.Popen(['/usr/sbin/sshd', '-D', '-e', '-f', config]))
+            with open(os.path.join(work, 'sshd%d.log' % index), 'w') as log:
+                self.processes.append(subprocess.Popen(['/usr/sbin/sshd', '-D', '-e', '-f', config], stderr=log))
         for host in range(hosts):
             self._wait(self.address(host))
 
