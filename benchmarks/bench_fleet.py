@@ -123,11 +123,11 @@ class Fleet:
         self.env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=work, ANSIBLE_CONFIG=config,
                         ANSIBLE_FORKS=str(forks), **(env or {}))
 
-    def detect(self, sample_memory=False, **env):
+    def detect(self, sample_memory=False, argv=(), **env):
         extra = json.dumps({'detect_report_dir': self.report_dir, 'detect_cpu_interval': 0,
                             'detect_print_report': False})
-        return run([os.path.join(BINDIR, 'ansible-playbook'), '-i', self.inventory, '-e', extra, PLAYBOOK],
-                   dict(self.env, **env), sample_memory)
+        return run([os.path.join(BINDIR, 'ansible-playbook'), '-i', self.inventory, '-e', extra] + list(argv)
+                   + [PLAYBOOK], dict(self.env, **env), sample_memory)
 
     def ping(self, **env):
         return run([os.path.join(BINDIR, 'ansible'), 'all', '-i', self.inventory, '-m', 'ansible.builtin.ping'],
@@ -261,14 +261,17 @@ def bench_ssh(work, args):
 
 NO_CONTROL_PERSIST = '-C -o ControlMaster=no -o ControlPersist=no'
 TUNING = (
-    # (label, forks or None for --forks, environment changes)
-    ('baseline: pipelining, ControlPersist 60s, linear', None, {}),
-    ('forks 10', 10, {}),
-    ('forks 25', 25, {}),
-    ('forks 50', 50, {}),
-    ('pipelining off', None, {'ANSIBLE_PIPELINING': 'False'}),
-    ('ControlPersist off', None, {'ANSIBLE_SSH_ARGS': NO_CONTROL_PERSIST}),
-    ('strategy free', None, {'ANSIBLE_STRATEGY': 'free'}),
+    # (label, forks or None for --forks, environment changes, extra ansible-playbook arguments)
+    ('baseline: pipelining, ControlPersist 60s, linear', None, {}, ()),
+    ('forks 10', 10, {}, ()),
+    ('forks 25', 25, {}, ()),
+    ('forks 50', 50, {}, ()),
+    ('pipelining off', None, {'ANSIBLE_PIPELINING': 'False'}, ()),
+    ('ControlPersist off', None, {'ANSIBLE_SSH_ARGS': NO_CONTROL_PERSIST}, ()),
+    ('strategy free', None, {'ANSIBLE_STRATEGY': 'free'}, ()),
+    # The role's argument-spec validation is the one other task that runs on every host (tagged
+    # always); skipping it measures what it costs. Not a recommendation.
+    ('(cost probe) --skip-tags always', None, {}, ('--skip-tags', 'always')),
 )
 
 
@@ -276,12 +279,12 @@ def bench_tuning(work, args):
     def tune(fleet):
         print('%d hosts over SSH: detect with one setting changed from the baseline (forks %d), median of %d' % (
             args.hosts, args.forks, args.repeat))
-        for label, forks, env in TUNING:
+        for label, forks, env, argv in TUNING:
             env = dict(env, ANSIBLE_FORKS=str(forks or args.forks))
             walls = []
             before = load()
             for dummy in range(args.repeat):
-                walls.append(fleet.detect(**env)[0])
+                walls.append(fleet.detect(argv=argv, **env)[0])
             summary = fleet.report_summary()
             print('  %-52s %6.1f s  (runs %s; report %d/%d probed; %s before, %s after)' % (
                 label, statistics.median(walls), ' '.join('%.1f' % wall for wall in walls),
