@@ -13,7 +13,7 @@ short_description: Write report files on the controller, in-process
 version_added: 1.0.0
 description:
   - Writes text files into a directory on the controller (creating it), each through a temporary
-    file and a rename, from the action plugin itself: no module runs, no connection is used.
+    file and a rename, from the action plugin itself (no module run, no connection).
   - The roles write their fleet reports with it once per play. Two reports written with
     M(ansible.builtin.file) and M(ansible.builtin.copy) cost five module runs (a stat before each
     copy), about as much as measuring five more nodes (docs/benchmarks.md).
