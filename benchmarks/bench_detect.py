@@ -1,29 +1,26 @@
-"""Benchmark the probe and the detect playbook; prints numbers, asserts nothing.
+"""Benchmark the probe on one node; prints numbers, asserts nothing.
 
 As root on a machine with a cgroup v1 memory hierarchy:
-    .venv-latest/bin/python benchmarks/bench_detect.py [--live 10000] [--dying 10000] [--hosts 100]
+    .venv-latest/bin/python benchmarks/bench_detect.py [--live 10000] [--dying 10000]
 
-1. memcg_probe's collect() in-process with N live and M dying memcgs, beside the bare minimum a
-   person would do by hand: `cat memory.stat` of the root plus reading /proc/cgroups.
-2. The detect playbook over H inventory hosts (local connection), beside a one-task ad-hoc
-   `ansible.builtin.ping` with the same forks.
+memcg_probe's collect() in-process with N live and M dying memcgs, beside the bare minimum a
+person would do by hand: `cat memory.stat` of the root plus reading /proc/cgroups.
+The detect playbook across a fleet (against an ad-hoc ping, over SSH, 1,000 hosts): bench_fleet.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tests'))
 
-from conftest import REPO_ROOT  # noqa: E402  importing it makes the collection importable
+import conftest  # noqa: E402,F401  importing it makes the collection importable
 from integration import memcg_lab  # noqa: E402
 from ansible_collections.nodeops.memcg.plugins.module_utils import probe  # noqa: E402
 
@@ -69,49 +66,14 @@ def bench_probe(live, dying, repeat):
         print('  %-52s wall %8.1f ms   cpu %8.1f ms' % (name, wall * 1000, cpu * 1000))
 
 
-def bench_playbook(hosts, forks, repeat):
-    with tempfile.TemporaryDirectory(prefix='nodeops-memcg-bench-') as work:
-        os.makedirs(os.path.join(work, 'ansible_collections', 'nodeops'))
-        os.symlink(REPO_ROOT, os.path.join(work, 'ansible_collections', 'nodeops', 'memcg'))
-        inventory = os.path.join(work, 'hosts.ini')
-        with open(inventory, 'w') as handle:
-            handle.write('[all:vars]\nansible_connection=local\nansible_python_interpreter=%s\n[all]\n' % sys.executable)
-            handle.writelines('node%03d\n' % index for index in range(hosts))
-        config = os.path.join(work, 'ansible.cfg')
-        open(config, 'w').close()
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=work, ANSIBLE_CONFIG=config,
-                   ANSIBLE_FORKS=str(forks))
-        bindir = os.path.dirname(sys.executable)
-        extra = json.dumps({'detect_report_dir': os.path.join(work, 'report'), 'detect_cpu_interval': 0,
-                            'detect_print_report': False})
-
-        def playbook():
-            subprocess.run([os.path.join(bindir, 'ansible-playbook'), '-i', inventory, '-e', extra,
-                            os.path.join(REPO_ROOT, 'playbooks', 'detect.yml')],
-                           env=env, stdout=subprocess.DEVNULL, check=True)
-
-        def adhoc():
-            subprocess.run([os.path.join(bindir, 'ansible'), 'all', '-i', inventory, '-m', 'ansible.builtin.ping'],
-                           env=env, stdout=subprocess.DEVNULL, check=True)
-
-        print('%d hosts, local connection, forks %d:' % (hosts, forks))
-        for name, function in (('detect playbook (2 modules + report)', playbook),
-                               ('ad-hoc ansible.builtin.ping', adhoc)):
-            wall, cpu = measure(function, repeat)
-            print('  %-52s wall %8.1f s    cpu %8.1f s' % (name, wall, cpu))
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--live', type=int, default=10000)
     parser.add_argument('--dying', type=int, default=10000)
-    parser.add_argument('--hosts', type=int, default=100)
-    parser.add_argument('--forks', type=int, default=5)
     parser.add_argument('--repeat', type=int, default=3)
     args = parser.parse_args()
     print('kernel %s, %d CPUs, load average %.2f %.2f %.2f' % ((os.uname().release, os.cpu_count()) + os.getloadavg()))
     bench_probe(args.live, args.dying, args.repeat)
-    bench_playbook(args.hosts, args.forks, args.repeat)
 
 
 if __name__ == '__main__':

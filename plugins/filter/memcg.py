@@ -9,9 +9,22 @@ __metaclass__ = type
 from ansible_collections.nodeops.memcg.plugins.module_utils import metrics, report, rollout
 
 
+def _each_host(hosts, hostvars, name):
+    """(host, the host's variable name or None) for every host.
+
+    Through Ansible's HostVars, raw_get() reads the host's variables without templating them: the
+    results a role registers are data, and templating a whole module result costs about as much as
+    building the host's variables (benchmarks/bench_fleet.py, docs/benchmarks.md). Any other
+    mapping (tests) is read as is.
+    """
+    read = getattr(hostvars, 'raw_get', hostvars.__getitem__)
+    for host in hosts:
+        yield host, read(host).get(name)
+
+
 def detect_report(hosts, hostvars, generated_at):
-    """Build the fleet report from each host's detect_result fact."""
-    rows = [report.detect_node_row(host, hostvars[host].get('detect_result')) for host in hosts]
+    """Build the fleet report from each host's detect_result (the memcg_probe result it registered)."""
+    rows = [report.detect_node_row(host, result) for host, result in _each_host(hosts, hostvars, 'detect_result')]
     return report.detect_report(rows, generated_at)
 
 
@@ -22,7 +35,7 @@ def detect_markdown(fleet_report):
 
 def mitigate_report(hosts, hostvars, generated_at):
     """Build the fleet mitigation report from each host's mitigate_result fact."""
-    rows = [report.mitigate_node_row(host, hostvars[host].get('mitigate_result')) for host in hosts]
+    rows = [report.mitigate_node_row(host, result) for host, result in _each_host(hosts, hostvars, 'mitigate_result')]
     return report.mitigate_report(rows, generated_at)
 
 
@@ -34,8 +47,8 @@ def mitigate_markdown(fleet_report):
 def upgrade_report(hosts, hostvars, generated_at, run_id):
     """Build the rollout report from each host's kernel_upgrade_result fact, in inventory order."""
     rows = []
-    for host in hosts:
-        state = hostvars[host].get('kernel_upgrade_result') or {}
+    for host, state in _each_host(hosts, hostvars, 'kernel_upgrade_result'):
+        state = state or {}
         rows.append(report.upgrade_node_row(host, state.get('node') or host, state))
     return report.upgrade_report(rows, generated_at, run_id)
 

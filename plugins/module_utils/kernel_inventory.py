@@ -3,7 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Installed kernels and the boot default, parsed from the package and boot tools' output.
 
-Pure functions over text: the module runs the commands (LANG=C) and hands the output here.
+Parsers are pure functions over text. read_inventory() runs the tools through the two callables
+a module hands it (which: AnsibleModule.get_bin_path; run: argv -> (rc, stdout) in the C locale),
+so kernel_check and memcg_probe list kernels the same way and tests pass fakes.
 Each installed kernel is a dict: package, version (the package manager's version string),
 release (the kernel release as `uname -r` prints it).
 """
@@ -112,3 +114,64 @@ def saved_entry_release(entry):
         if found:
             return found.group(1)
     return entry
+
+
+def installed_kernels(root, which, run):
+    """Installed kernel packages from rpm and dpkg-query, where present (a missing tool is no error)."""
+    kernels = []
+    rpm = which('rpm')
+    if rpm:
+        args = [rpm] + (['--root', root] if root != '/' else [])
+        # rc counts the packages not installed: the lines of the installed ones still count.
+        dummy, out = run(args + ['-q', '--qf', RPM_QUERY_FORMAT] + RPM_KERNEL_PACKAGES)
+        kernels.extend(parse_rpm_kernels(out))
+    dpkg_query = which('dpkg-query')
+    if dpkg_query:
+        args = [dpkg_query]
+        if root != '/':
+            args += ['--admindir', os.path.join(root, 'var/lib/dpkg')]
+        rc, out = run(args + ['-W', '-f', DPKG_QUERY_FORMAT, DPKG_KERNEL_PATTERN])
+        if rc == 0:
+            kernels.extend(parse_dpkg_kernels(out))
+    return kernels
+
+
+def boot_default(root, which, run):
+    """Kernel release of the default boot entry (grubby, else the GRUB environment block), or None."""
+    # grubby knows the live system only; the GRUB environment block works under any root.
+    grubby = which('grubby')
+    if grubby and root == '/':
+        rc, out = run([grubby, '--default-kernel'])
+        default = parse_grubby_default(out) if rc == 0 else None
+        if default:
+            return default
+    editenv = which('grub-editenv') or which('grub2-editenv')
+    for relative in GRUBENV_PATHS:
+        path = os.path.join(root, relative)
+        if not os.path.isfile(path):
+            continue
+        if editenv:
+            rc, text = run([editenv, path, 'list'])
+            if rc != 0:
+                continue
+        else:
+            try:
+                with open(path) as handle:
+                    text = handle.read()
+            except (IOError, OSError):
+                continue
+        return saved_entry_release(parse_grubenv(text).get('saved_entry'))
+    return None
+
+
+def read_inventory(root, which, run):
+    """The installed_kernels and boot_default result keys of kernel_check and memcg_probe."""
+    return {'installed_kernels': installed_kernels(root, which, run), 'boot_default': boot_default(root, which, run)}
+
+
+def module_tools(module):
+    """The which and run callables for read_inventory() from an AnsibleModule."""
+    def run(args):
+        rc, out, dummy = module.run_command(args, environ_update=C_LOCALE)
+        return rc, out
+    return module.get_bin_path, run

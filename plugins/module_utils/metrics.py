@@ -3,12 +3,21 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Prometheus textfile rendering of a memcg_probe result.
 
-Used on the controller (filter) and on nodes (the self-healing timer script), so it stays
-Python 2.7 compatible and imports only the standard library. Names and units: docs/metrics.md.
+Used on the controller (filter) and on nodes (memcg_probe's textfile_dir, the self-healing timer
+script), so it stays Python 2.7 compatible and imports only the standard library. Names and units:
+docs/metrics.md.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
+
+import os
+import tempfile
+
+from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
+
+# The probe's textfile; node_exporter's textfile collector reads every *.prom file of its directory.
+PROBE_TEXTFILE = 'nodeops_memcg.prom'
 
 VERDICT_LEVELS = {'ok': 0, 'warn': 1, 'critical': 2}
 KERNEL_STATUS_LEVELS = {'fixed': 0, 'degraded': 1, 'severe': 2, 'unknown': -1}
@@ -93,3 +102,34 @@ def render_textfile(probe, timestamp):
             lines.append('# TYPE %s %s' % (name, kind))
             lines.extend(by_metric[name])
     return '\n'.join(lines) + '\n'
+
+
+def textfile_path(directory):
+    """Where the probe's textfile goes; MemcgError unless directory is an absolute path."""
+    if not os.path.isabs(directory):
+        raise MemcgError('textfile_dir must be an absolute path, got %r' % (directory,))
+    return os.path.join(directory, PROBE_TEXTFILE)
+
+
+def write_textfile(path, text):
+    """Replace path with text atomically: a hidden temp file in the same directory, then a rename.
+
+    node_exporter reads only *.prom files, so it never scrapes the temp file half written.
+    """
+    data = text.encode('utf-8') if not isinstance(text, bytes) else text
+    try:
+        fd, temp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp',
+                                    dir=os.path.dirname(path))
+    except (IOError, OSError) as exc:
+        raise MemcgError('cannot write the textfile %s: %s' % (path, exc.strerror or exc))
+    try:
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+        finally:
+            os.close(fd)
+        os.chmod(temp, 0o644)
+        os.rename(temp, path)
+    except (IOError, OSError) as exc:
+        os.unlink(temp)
+        raise MemcgError('cannot write the textfile %s: %s' % (path, exc.strerror or exc))

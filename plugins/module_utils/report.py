@@ -18,17 +18,19 @@ def _latency_ms(probe, cgroup):
     return latency.get('max_ms') if latency else None
 
 
-def detect_node_row(host, detect):
-    """One report row from a host's detect_result fact (None when the host never produced one)."""
-    if not detect:
+def detect_node_row(host, probe):
+    """One report row from a host's detect_result: its memcg_probe result as registered.
+
+    None (the host never ran the probe), an unreachable result or one without a verdict (the
+    module failed) make a row with the error and no measurements.
+    """
+    if not probe:
         return {'host': host, 'status': 'failed', 'error': 'no detection result for this host'}
-    if detect.get('unreachable'):
-        return {'host': host, 'status': 'unreachable', 'error': detect.get('error')}
-    if detect.get('error'):
-        return {'host': host, 'status': 'failed', 'error': detect['error']}
-    probe = detect.get('probe') or {}
-    check = detect.get('kernel_check') or {}
-    kernel = check.get('kernel') or probe.get('kernel') or {}
+    if probe.get('unreachable'):
+        return {'host': host, 'status': 'unreachable', 'error': probe.get('msg') or 'unreachable'}
+    if probe.get('failed') or 'verdict' not in probe:
+        return {'host': host, 'status': 'failed', 'error': probe.get('msg') or 'the probe did not run'}
+    kernel = probe.get('kernel') or {}
     memcg = probe.get('memcg') or {}
     kubelet = probe.get('kubelet') or {}
     return {
@@ -43,8 +45,8 @@ def detect_node_row(host, detect):
             'upgrade_needed': bool(kernel.get('upgrade_needed')),
             'recommendation': (kernel.get('recommendation') or {}).get('summary') or '',
         },
-        'installed_kernels': list(check.get('installed_kernels') or []),
-        'boot_default': check.get('boot_default'),
+        'installed_kernels': list(probe.get('installed_kernels') or []),
+        'boot_default': probe.get('boot_default'),
         'memcg': {key: memcg.get(key) for key in ('total', 'live', 'dying')},
         'read_ms': {'root': _latency_ms(probe, 'root'), 'kubepods': _latency_ms(probe, 'kubepods')},
         'kubelet': {

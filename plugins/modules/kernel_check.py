@@ -196,78 +196,14 @@ boot_default:
   sample: 5.4.225-1.el7.elrepo.x86_64
 '''
 
-import os
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
-from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_inventory import (
-    C_LOCALE,
-    DPKG_KERNEL_PATTERN,
-    DPKG_QUERY_FORMAT,
-    GRUBENV_PATHS,
-    RPM_KERNEL_PACKAGES,
-    RPM_QUERY_FORMAT,
-    parse_dpkg_kernels,
-    parse_grubby_default,
-    parse_grubenv,
-    parse_rpm_kernels,
-    saved_entry_release,
-)
+from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_inventory import module_tools, read_inventory
 from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_policy import classify
 from ansible_collections.nodeops.memcg.plugins.module_utils.procfs import read_osrelease
-
-
-def _run(module, args):
-    rc, out, dummy = module.run_command(args, environ_update=C_LOCALE)
-    return rc, out
-
-
-def installed_kernels(module, root):
-    kernels = []
-    rpm = module.get_bin_path('rpm')
-    if rpm:
-        args = [rpm] + (['--root', root] if root != '/' else [])
-        # rc counts the packages not installed: the lines of the installed ones still count.
-        dummy, out = _run(module, args + ['-q', '--qf', RPM_QUERY_FORMAT] + RPM_KERNEL_PACKAGES)
-        kernels.extend(parse_rpm_kernels(out))
-    dpkg_query = module.get_bin_path('dpkg-query')
-    if dpkg_query:
-        args = [dpkg_query]
-        if root != '/':
-            args += ['--admindir', os.path.join(root, 'var/lib/dpkg')]
-        rc, out = _run(module, args + ['-W', '-f', DPKG_QUERY_FORMAT, DPKG_KERNEL_PATTERN])
-        if rc == 0:
-            kernels.extend(parse_dpkg_kernels(out))
-    return kernels
-
-
-def boot_default(module, root):
-    # grubby knows the live system only; the GRUB environment block works under any root.
-    grubby = module.get_bin_path('grubby')
-    if grubby and root == '/':
-        rc, out = _run(module, [grubby, '--default-kernel'])
-        default = parse_grubby_default(out) if rc == 0 else None
-        if default:
-            return default
-    editenv = module.get_bin_path('grub-editenv') or module.get_bin_path('grub2-editenv')
-    for relative in GRUBENV_PATHS:
-        path = os.path.join(root, relative)
-        if not os.path.isfile(path):
-            continue
-        if editenv:
-            rc, text = _run(module, [editenv, path, 'list'])
-            if rc != 0:
-                continue
-        else:
-            try:
-                with open(path) as handle:
-                    text = handle.read()
-            except (IOError, OSError):
-                continue
-        return saved_entry_release(parse_grubenv(text).get('saved_entry'))
-    return None
 
 
 def check_kernel(module):
@@ -277,8 +213,7 @@ def check_kernel(module):
     kernel = classify(release, params['policy_overrides'])
     result = dict(kernel, changed=False, kernel=kernel, installed_kernels=[], boot_default=None)
     if params['list_installed']:
-        result['installed_kernels'] = installed_kernels(module, root)
-        result['boot_default'] = boot_default(module, root)
+        result.update(read_inventory(root, *module_tools(module)))
     return result
 
 

@@ -21,6 +21,10 @@ description:
   - Costs are bounded. The memory hierarchy is walked once, each C(memory.stat) is read at most
     O(stat_reads) times and never retried, and kubelet is sampled once over O(cpu_interval).
   - C(/proc/slabinfo) is readable by root only; without root, RV(slabinfo) is null.
+  - With O(list_installed) it also lists the installed kernels and the boot default exactly as
+    M(nodeops.memcg.kernel_check) does, and with O(textfile_dir) it writes its metrics for the
+    node_exporter textfile collector, so one module run measures a node completely (the
+    C(nodeops.memcg.detect) role runs nothing else per node).
 author:
   - nodeops.memcg contributors (@nodeops)
 extends_documentation_fragment:
@@ -30,14 +34,15 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: The module never changes anything; check mode returns the same measurements.
+    description:
+      - Measures the same way. With O(textfile_dir) it reports RV(changed) and writes nothing.
   diff_mode:
     support: none
-    description: Nothing changes, so there is no diff.
+    description: The only file it writes is generated metrics; there is no diff to show.
   platform:
     support: full
     platforms: linux
-    description: Reads Linux C(/proc) and cgroup file systems.
+    description: Reads Linux C(/proc) and cgroup file systems; runs rpm, dpkg-query, grubby and grub-editenv when present.
 options:
   kubelet_name:
     description:
@@ -61,10 +66,28 @@ options:
     type: int
     default: 1
     choices: [0, 1, 2, 3, 4, 5]
+  list_installed:
+    description:
+      - Also list installed kernels and the boot default into RV(installed_kernels) and
+        RV(boot_default), the same way and with the same O(root) handling as
+        M(nodeops.memcg.kernel_check)'s O(nodeops.memcg.kernel_check#module:list_installed).
+    type: bool
+    default: false
+  textfile_dir:
+    description:
+      - Absolute path of the node_exporter textfile collector directory. When set, the module
+        writes its metrics (docs/metrics.md) to C(nodeops_memcg.prom) in it, atomically (a hidden
+        temporary file in the same directory, then a rename), and reports RV(changed).
+      - The directory must exist. The path is on the node, not under O(root).
+    type: path
 seealso:
   - name: Probe fields and verdict rules
     description: What every result field measures, its units and the verdict rules.
     link: https://github.com/nodeops/memcg/blob/main/docs/probe.md
+  - module: nodeops.memcg.kernel_check
+  - name: Metrics
+    description: The textfile metrics, their names and units.
+    link: https://github.com/nodeops/memcg/blob/main/docs/metrics.md
 '''
 
 EXAMPLES = r'''
@@ -88,6 +111,12 @@ EXAMPLES = r'''
 - name: Probe the host from a privileged container that mounts it at /host
   nodeops.memcg.memcg_probe:
     root: /host
+
+- name: Measure, list the kernels and refresh the node_exporter metrics in one run
+  nodeops.memcg.memcg_probe:
+    list_installed: true
+    textfile_dir: /var/lib/node_exporter/textfile_collector
+  become: true
 '''
 
 RETURN = r'''
@@ -352,6 +381,51 @@ reasons:
     - >-
       68460 dying memory cgroups exceed critical_dying (20000); on this kernel every
       memory.stat read walks them.
+installed_kernels:
+  description:
+    - Installed kernel packages (rpm or dpkg), as M(nodeops.memcg.kernel_check) returns them;
+      empty when O(list_installed=false) or no tool was found.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    package:
+      description: Package name.
+      type: str
+      returned: always
+      sample: kernel-lt
+    version:
+      description: Package version as the package manager prints it.
+      type: str
+      returned: always
+      sample: 5.4.225-1.el7.elrepo
+    release:
+      description: Kernel release the package installs, as C(uname -r) prints it.
+      type: str
+      returned: always
+      sample: 5.4.225-1.el7.elrepo.x86_64
+boot_default:
+  description:
+    - Kernel release of the default boot entry, as M(nodeops.memcg.kernel_check) returns it;
+      null when unknown or O(list_installed=false).
+  returned: always
+  type: str
+  sample: 5.4.225-1.el7.elrepo.x86_64
+textfile:
+  description: The metrics textfile; null without O(textfile_dir).
+  returned: always
+  type: dict
+  contains:
+    path:
+      description: Path of the textfile.
+      type: str
+      returned: always
+      sample: /var/lib/node_exporter/textfile_collector/nodeops_memcg.prom
+    written:
+      description: True when it was written (false in check mode).
+      type: bool
+      returned: always
+      sample: true
 thresholds:
   description: The thresholds applied (defaults merged with O(thresholds)).
   returned: always
@@ -366,12 +440,41 @@ thresholds:
     warn_kubelet_system_percent: 50
 '''
 
+import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
+from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_inventory import module_tools, read_inventory
+from ansible_collections.nodeops.memcg.plugins.module_utils.metrics import render_textfile, textfile_path, write_textfile
 from ansible_collections.nodeops.memcg.plugins.module_utils.probe import THRESHOLDS_OPTION, collect
+
+
+def probe_node(module):
+    """Measure the node and, as asked, list its kernels and write the textfile; the module result."""
+    params = module.params
+    # Checked first: a bad directory fails before anything is measured or written.
+    path = textfile_path(params['textfile_dir']) if params['textfile_dir'] else None
+    result = collect(
+        root=params['root'],
+        kubelet_name=params['kubelet_name'],
+        kubelet_pid=params['kubelet_pid'],
+        cpu_interval_s=params['cpu_interval'],
+        stat_reads=params['stat_reads'],
+        thresholds=params['thresholds'],
+        kernel_overrides=params['policy_overrides'],
+    )
+    result.update(installed_kernels=[], boot_default=None, textfile=None, changed=False)
+    if params['list_installed']:
+        result.update(read_inventory(params['root'], *module_tools(module)))
+    if path:
+        # The content carries the probe's timestamp, so every run rewrites it.
+        result['changed'] = True
+        result['textfile'] = {'path': path, 'written': not module.check_mode}
+        if not module.check_mode:
+            write_textfile(path, render_textfile(result, time.time()))
+    return result
 
 
 def main():
@@ -384,24 +487,17 @@ def main():
             stat_reads=dict(type='int', default=1, choices=[0, 1, 2, 3, 4, 5]),
             thresholds=THRESHOLDS_OPTION,
             policy_overrides=dict(type='list', elements='dict'),
+            list_installed=dict(type='bool', default=False),
+            textfile_dir=dict(type='path'),
         ),
         supports_check_mode=True,
     )
-    params = module.params
     try:
-        result = collect(
-            root=params['root'],
-            kubelet_name=params['kubelet_name'],
-            kubelet_pid=params['kubelet_pid'],
-            cpu_interval_s=params['cpu_interval'],
-            stat_reads=params['stat_reads'],
-            thresholds=params['thresholds'],
-            kernel_overrides=params['policy_overrides'],
-        )
+        result = probe_node(module)
     except MemcgError as exc:
         module.fail_json(msg=str(exc), exception=traceback.format_exc())
     else:
-        module.exit_json(changed=False, **result)
+        module.exit_json(**result)
 
 
 if __name__ == '__main__':

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 
 import pytest
 
@@ -92,18 +93,42 @@ def test_fail_on_critical_fails_the_run_after_writing_the_report(ansible_env, tm
 
 
 @pytest.mark.usefixtures('require_root_v1')
-def test_textfile_metrics_are_written_on_the_node(ansible_env, tmp_path):
+def test_one_probe_per_node_writes_the_textfile_and_check_mode_writes_nothing(ansible_env, tmp_path):
+    """The probe writes the textfile itself; a node whose own textfile_dir is bad is a failed row."""
     textfile_dir = tmp_path / 'textfile'
     textfile_dir.mkdir()
-    result = run_playbook(ansible_env, PLAYBOOK, localhost_inventory(str(tmp_path)), {
-        'detect_report_dir': '', 'detect_cpu_interval': 0, 'detect_textfile_dir': str(textfile_dir)})
+    report_dir = tmp_path / 'report'
+    inventory = localhost_inventory(str(tmp_path), 'badtext ansible_connection=local ansible_python_interpreter=%s '
+                                    'detect_textfile_dir=relative/textfile\n[all:vars]\ndetect_textfile_dir=%s\n' % (
+                                        sys.executable, textfile_dir))
+    extra = {'detect_report_dir': str(report_dir), 'detect_cpu_interval': 0}
+
+    checked = run_playbook(ansible_env, PLAYBOOK, inventory, extra, '--check')
+    assert checked.returncode == 0, checked.stdout
+    assert os.listdir(textfile_dir) == [] and not report_dir.exists()
+    assert re.search(r'^localhost\s+: ok=\d+\s+changed=1 ', checked.stdout, re.M), checked.stdout
+
+    result = run_playbook(ansible_env, PLAYBOOK, inventory, extra)
     assert result.returncode == 0, result.stdout
+    # One task ran on the second node: the probe (failed, ignored). Everything else runs once.
+    assert re.search(r'^badtext\s+: ok=1\s+changed=0\s+unreachable=0\s+failed=0\s+skipped=0\s+rescued=0\s+ignored=1',
+                     result.stdout, re.M), result.stdout
     text = (textfile_dir / 'nodeops_memcg.prom').read_text()
     total = memcg_lab.memory_num_cgroups()
     reported = int(re.search(r'^nodeops_memcg_total (\d+)$', text, re.M).group(1))
     assert abs(reported - total) <= 20
     assert re.search(r'^nodeops_memcg_memory_stat_read_seconds\{cgroup="root"\} [0-9.e-]+$', text, re.M)
     assert '# TYPE nodeops_memcg_verdict gauge' in text
+    assert os.listdir(textfile_dir) == ['nodeops_memcg.prom']
+
+    report = json.loads((report_dir / 'detect.json').read_text())
+    rows = {row['host']: row for row in report['nodes']}
+    assert rows['badtext'] == {'host': 'badtext', 'status': 'failed',
+                               'error': "textfile_dir must be an absolute path, got 'relative/textfile'"}
+    assert rows['localhost']['status'] == 'probed'
+    assert isinstance(rows['localhost']['installed_kernels'], list)
+    assert rows['localhost']['kernel']['release'] == os.uname().release
+    assert report['summary']['failed'] == 1 and report['summary']['probed'] == 1
 
 
 def test_bad_report_dir_is_refused_before_probing(ansible_env, tmp_path):

@@ -2,7 +2,12 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import os
+
+import pytest
+
 from ansible_collections.nodeops.memcg.plugins.module_utils import metrics
+from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 
 
 def parse(text):
@@ -57,3 +62,25 @@ def test_label_values_are_escaped():
     text = metrics.render_textfile({'kernel': {'release': 'a"b\\c', 'stream': 'x', 'status': 'unknown'}}, 1)
     assert 'release="a\\"b\\\\c"' in text
     assert text.endswith('\n')
+
+
+def test_textfile_path_needs_an_absolute_directory():
+    assert metrics.textfile_path('/var/lib/node_exporter') == '/var/lib/node_exporter/nodeops_memcg.prom'
+    with pytest.raises(MemcgError, match="textfile_dir must be an absolute path, got 'textfiles'"):
+        metrics.textfile_path('textfiles')
+
+
+def test_write_textfile_replaces_the_file_and_leaves_no_temp_file(tmp_path):
+    path = tmp_path / metrics.PROBE_TEXTFILE
+    path.write_text(u'old\n')
+    os.chmod(str(path), 0o600)
+    metrics.write_textfile(str(path), u'new\n')
+    assert path.read_text() == u'new\n'
+    assert os.stat(str(path)).st_mode & 0o777 == 0o644  # node_exporter must read it
+    assert os.listdir(str(tmp_path)) == [metrics.PROBE_TEXTFILE]
+
+
+def test_write_textfile_into_a_missing_directory_names_the_path(tmp_path):
+    path = str(tmp_path / 'missing' / metrics.PROBE_TEXTFILE)
+    with pytest.raises(MemcgError, match='cannot write the textfile %s' % path):
+        metrics.write_textfile(path, u'x\n')

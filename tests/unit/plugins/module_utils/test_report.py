@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from ansible_collections.nodeops.memcg.plugins.filter import memcg as memcg_filters
 from ansible_collections.nodeops.memcg.plugins.module_utils import report
 
 
@@ -26,39 +27,42 @@ def probe_result(verdict='critical', dying=45000, root_ms=9012.5):
     }
 
 
-def detect_fact(probe, kernel_check=None):
-    return {'unreachable': False, 'error': '', 'probe': probe, 'kernel_check': kernel_check or {}}
-
-
-def test_row_for_a_probed_node_takes_kernel_check_over_probe_kernel():
-    check = {'kernel': {'release': '3.10.0-1160.el7.x86_64', 'stream': 'el7', 'status': 'severe',
-                        'upgrade_needed': True, 'recommendation': {'summary': 'Install kernel-lt 5.4'}},
-             'installed_kernels': [{'package': 'kernel', 'version': '3.10.0', 'release': '1160.el7'}],
-             'boot_default': '/boot/vmlinuz-3.10.0-1160.el7.x86_64'}
-    row = report.detect_node_row('node-a', detect_fact(probe_result(), check))
+def test_row_for_a_probed_node_carries_the_probe_and_its_kernels():
+    probe = dict(probe_result(),
+                 installed_kernels=[{'package': 'kernel', 'version': '3.10.0-1160.el7',
+                                     'release': '3.10.0-1160.el7.x86_64'}],
+                 boot_default='3.10.0-1160.el7.x86_64', changed=False, textfile=None)
+    row = report.detect_node_row('node-a', probe)
     assert row['status'] == 'probed'
     assert row['verdict'] == 'critical'
-    assert row['kernel']['recommendation'] == 'Install kernel-lt 5.4'
+    assert row['kernel']['status'] == 'severe' and row['kernel']['upgrade_needed'] is True
+    assert row['kernel']['recommendation'] == 'Install kernel-lt from elrepo-kernel'
     assert row['memcg'] == {'total': 45240, 'live': 240, 'dying': 45000}
     assert row['read_ms'] == {'root': 9012.5, 'kubepods': None}
     assert row['kubelet']['system_percent'] == 91.0
-    assert row['boot_default'].endswith('1160.el7.x86_64')
+    assert row['installed_kernels'] == probe['installed_kernels']
+    assert row['boot_default'] == '3.10.0-1160.el7.x86_64'
 
 
 def test_unreachable_failed_and_missing_hosts_are_rows_not_gaps():
-    unreachable = report.detect_node_row('u', {'unreachable': True, 'error': 'ssh: connect refused'})
-    failed = report.detect_node_row('f', {'unreachable': False, 'error': 'boom', 'probe': {}})
+    # What register holds with ignore_unreachable / ignore_errors, and a host that never ran it.
+    unreachable = report.detect_node_row('u', {'unreachable': True, 'changed': False, 'msg': 'ssh: connect refused'})
+    failed = report.detect_node_row('f', {'failed': True, 'msg': 'textfile_dir must be an absolute path'})
+    crashed = report.detect_node_row('c', {'failed': True, 'msg': 'MODULE FAILURE', 'module_stderr': 'x'})
+    skipped = report.detect_node_row('s', {'skipped': True, 'changed': False})
     missing = report.detect_node_row('m', None)
     assert (unreachable['status'], unreachable['error']) == ('unreachable', 'ssh: connect refused')
-    assert (failed['status'], failed['error']) == ('failed', 'boom')
-    assert missing['status'] == 'failed'
+    assert (failed['status'], failed['error']) == ('failed', 'textfile_dir must be an absolute path')
+    assert (crashed['status'], crashed['error']) == ('failed', 'MODULE FAILURE')
+    assert (skipped['status'], skipped['error']) == ('failed', 'the probe did not run')
+    assert (missing['status'], missing['error']) == ('failed', 'no detection result for this host')
 
 
 def test_summary_counts_verdicts_statuses_and_upgrades():
     rows = [
-        report.detect_node_row('b', detect_fact(probe_result('critical'))),
-        report.detect_node_row('a', detect_fact(probe_result('ok', dying=3, root_ms=1.2))),
-        report.detect_node_row('c', {'unreachable': True, 'error': 'x'}),
+        report.detect_node_row('b', probe_result('critical')),
+        report.detect_node_row('a', probe_result('ok', dying=3, root_ms=1.2)),
+        report.detect_node_row('c', {'unreachable': True, 'msg': 'x'}),
     ]
     doc = report.detect_report(rows, '2026-11-26T18:00:00Z')
     assert [row['host'] for row in doc['nodes']] == ['a', 'b', 'c']
@@ -69,8 +73,8 @@ def test_summary_counts_verdicts_statuses_and_upgrades():
 
 
 def test_markdown_has_a_row_per_node_and_escapes_cells():
-    rows = [report.detect_node_row('node|1', detect_fact(probe_result())),
-            report.detect_node_row('node-2', {'unreachable': True, 'error': 'timed out'})]
+    rows = [report.detect_node_row('node|1', probe_result()),
+            report.detect_node_row('node-2', {'unreachable': True, 'msg': 'timed out'})]
     text = report.detect_markdown(report.detect_report(rows, 'T'))
     lines = text.splitlines()
     assert lines[0] == '# Memory cgroup detection report'
@@ -82,12 +86,35 @@ def test_markdown_has_a_row_per_node_and_escapes_cells():
     assert '- node|1: 45,000 dying memcgs exceed critical_dying 20,000' in text
 
 
+def test_filter_reports_10000_hosts_each_once_in_order():
+    """The detect_report filter over 10,000 hosts' registered results (speed: benchmarks/bench_fleet.py)."""
+    hosts = ['node%05d' % index for index in range(10000)]
+    hostvars = {}
+    for index, host in enumerate(reversed(hosts)):
+        if index % 100 == 0:
+            hostvars[host] = {'detect_result': {'unreachable': True, 'msg': 'ssh: timed out'}}
+        elif index % 100 == 1:
+            hostvars[host] = {'detect_result': {'failed': True, 'msg': 'MODULE FAILURE'}}
+        elif index % 100 == 2:
+            hostvars[host] = {}
+        else:
+            hostvars[host] = {'detect_result': probe_result('warn' if index % 2 else 'ok', dying=index)}
+    doc = memcg_filters.detect_report(hosts, hostvars, 'T')
+    assert [row['host'] for row in doc['nodes']] == hosts
+    assert doc['summary'] == {'hosts': 10000, 'probed': 9700, 'unreachable': 100, 'failed': 200,
+                              'ok': 4800, 'warn': 4900, 'critical': 0, 'kernels_to_upgrade': 9700}
+    assert doc['nodes'][-1] == {'host': 'node09999', 'status': 'unreachable', 'error': 'ssh: timed out'}
+    assert (doc['nodes'][0]['memcg']['dying'], doc['nodes'][0]['verdict']) == (9999, 'warn')
+    text = memcg_filters.detect_markdown(doc)
+    assert sum(1 for line in text.splitlines() if line.startswith('| node')) == 10000
+
+
 def test_markdown_leaves_out_recommendation_when_kernel_is_fixed():
     probe = probe_result('ok', dying=2, root_ms=1.0)
     probe['kernel'] = {'release': '5.4.0-150-generic', 'stream': 'ubuntu', 'status': 'fixed',
                        'upgrade_needed': False, 'recommendation': {'summary': 'nothing to do'}}
     text = report.detect_markdown(report.detect_report(
-        [report.detect_node_row('n', detect_fact(probe))], 'T'))
+        [report.detect_node_row('n', probe)], 'T'))
     assert 'nothing to do' not in text
     assert '## Reasons' not in text
 

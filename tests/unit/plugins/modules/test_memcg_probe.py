@@ -2,14 +2,21 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import os
+import re
+
 import pytest
 
+from ansible_collections.nodeops.memcg.plugins.modules import kernel_check
 from ansible_collections.nodeops.memcg.plugins.modules.memcg_probe import main
 from ansible_collections.nodeops.memcg.tests.unit.fixtures import memcg_tree as tree
 from ansible_collections.nodeops.memcg.tests.unit.utils.module_harness import run_module
 
+from ansible_collections.nodeops.memcg.tests.unit.plugins.modules.test_kernel_check import DPKG_OUTPUT, FakeTools
+
 RESULT_KEYS = {'changed', 'kernel', 'cgroup', 'memcg', 'read_latency', 'slab', 'dentry', 'slabinfo',
-               'kubelet', 'kmem_leak', 'verdict', 'reasons', 'thresholds'}
+               'kubelet', 'kmem_leak', 'verdict', 'reasons', 'thresholds', 'installed_kernels',
+               'boot_default', 'textfile'}
 
 
 def measured(result):
@@ -27,6 +34,7 @@ def test_probe_el7_node(tmp_path):
     assert not failed, result.get('msg')
     assert RESULT_KEYS <= set(result)
     assert result['changed'] is False
+    assert (result['installed_kernels'], result['boot_default'], result['textfile']) == ([], None, None)
     assert result['kernel']['release'] == '3.10.0-1160.el7.x86_64'
     assert result['kernel']['status'] == 'severe'
     assert result['cgroup']['layout'] == 'v1'
@@ -89,3 +97,65 @@ def test_missing_proc_fails_with_path_and_traceback(tmp_path):
     assert failed
     assert 'osrelease' in result['msg']
     assert 'MemcgError' in result['exception']
+
+
+def test_list_installed_returns_what_kernel_check_returns(tmp_path):
+    root = tree.build_node(tmp_path, release='4.19.0-26-amd64')
+    os.makedirs(os.path.join(root, 'boot/grub'))
+    with open(os.path.join(root, 'boot/grub/grubenv'), 'w') as handle:
+        handle.write('saved_entry=gnulinux-4.19.0-26-amd64-advanced-0a1b\n')
+    tools = FakeTools({'rpm': (0, '', ''), 'dpkg-query': (0, DPKG_OUTPUT, '')})
+    with tools.patch():
+        probe, failed = run_module(main, {'root': root, 'cpu_interval': 0, 'list_installed': True})
+        assert not failed, probe.get('msg')
+        check, failed = run_module(kernel_check.main, {'root': root})
+    assert not failed
+    assert [kernel['release'] for kernel in probe['installed_kernels']] == [
+        '4.19.0-26-amd64', '5.10.0-0.deb10.16-amd64']
+    assert probe['boot_default'] == '4.19.0-26-amd64'
+    assert (probe['installed_kernels'], probe['boot_default']) == (check['installed_kernels'], check['boot_default'])
+    assert probe['kernel'] == check['kernel']
+    assert probe['changed'] is False
+
+
+def textfile_setup(tmp_path):
+    root = tree.build_node(tmp_path / 'node', memory_num_cgroups=68700)
+    textfile_dir = tmp_path / 'textfile'
+    textfile_dir.mkdir()
+    return {'root': root, 'cpu_interval': 0, 'textfile_dir': str(textfile_dir)}, textfile_dir
+
+
+def test_textfile_check_mode_reports_changed_and_writes_nothing(tmp_path):
+    args, textfile_dir = textfile_setup(tmp_path)
+    result, failed = run_module(main, args, check_mode=True)
+    assert not failed, result.get('msg')
+    assert result['changed'] is True
+    assert result['textfile'] == {'path': str(textfile_dir / 'nodeops_memcg.prom'), 'written': False}
+    assert os.listdir(str(textfile_dir)) == []
+
+
+def test_textfile_is_written_atomically_and_rewritten_on_every_run(tmp_path):
+    args, textfile_dir = textfile_setup(tmp_path)
+    path = textfile_dir / 'nodeops_memcg.prom'
+    stamps = []
+    for dummy in range(2):
+        result, failed = run_module(main, args)
+        assert not failed, result.get('msg')
+        # The content carries the probe time: every run is a change.
+        assert result['changed'] is True
+        assert result['textfile'] == {'path': str(path), 'written': True}
+        assert os.listdir(str(textfile_dir)) == ['nodeops_memcg.prom']  # no temp file left
+        text = path.read_text()
+        assert re.search(r'^nodeops_memcg_total 68700$', text, re.M)
+        assert re.search(r'^nodeops_memcg_verdict 2$', text, re.M)
+        assert oct(os.stat(str(path)).st_mode & 0o777) == oct(0o644)
+        stamps.append(re.search(r'^nodeops_memcg_probe_timestamp_seconds (\S+)$', text, re.M).group(1))
+    assert float(stamps[1]) >= float(stamps[0]) > 0
+
+
+@pytest.mark.parametrize('directory, named', [('relative/dir', "'relative/dir'"), ('/nonexistent/nodeops', '/nonexistent/nodeops')])
+def test_bad_textfile_dir_fails_naming_it(tmp_path, directory, named):
+    root = tree.build_node(tmp_path)
+    result, failed = run_module(main, {'root': root, 'cpu_interval': 0, 'textfile_dir': directory})
+    assert failed
+    assert 'textfile' in result['msg'] and named in result['msg'], result['msg']
