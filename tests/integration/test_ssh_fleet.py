@@ -180,14 +180,28 @@ def test_upgrade_check_mode_plans_and_changes_nothing(fleet, fleet_env, fake_kub
                              if key in kube_env})
     result = run_playbook(env, 'nodeops.memcg.upgrade', fleet.inventory, {
         'kernel_upgrade_kubectl': kubectl_bin, 'kernel_upgrade_kubeconfig': kubeconfig,
-        'kernel_upgrade_policy_overrides': RUNNING_KERNEL_SEVERE, 'kernel_upgrade_batch': 5,
+        'kernel_upgrade_policy_overrides': RUNNING_KERNEL_SEVERE, 'kernel_upgrade_batch': 10,
         'kernel_upgrade_report_dir': str(tmp_path / 'report')}, '--become', '--forks', FORKS, '--check')
+    planned = sorted(name for names in by_version(fleet).values() for name in names)
     assert [m for m in fake_kube.mutations if not m.dry_run] == [], fake_kube.mutations
     assert all(not fake_kube.node(name)['spec'].get('unschedulable') for name in names)
+    # The dry runs reached the API for the planned nodes only (cordon: a server-side dry-run PATCH).
+    dry_cordons = {m.path.rsplit('/', 1)[-1] for m in fake_kube.mutations if m.method == 'PATCH' and m.dry_run}
+    assert dry_cordons == set(planned), dry_cordons
     assert not os.path.exists(tmp_path / 'report')
+    assert '20 of 22 nodes need a fixed kernel' in result.stdout, result.stdout
+    assert 'Batches of 10, in order: [%r, %r]' % (planned[:10], planned[10:]) in result.stdout, result.stdout
+
     rows = printed_rows(result.stdout, 'Kernel upgrade report')
     assert sorted(rows) == sorted(names), result.stdout
-    for group in by_version(fleet).values():
-        assert {rows[name] for name in group} == {'planned'}, rows
-    assert rows[UNREACHABLE] == 'unreachable' and rows[SUDO_PASSWORD] == 'failed', rows
-    assert_recap(fleet, result.stdout)
+    assert {rows[name] for name in planned} == {'planned'}, rows
+    assert rows[UNREACHABLE] == 'unreachable' and rows[SUDO_PASSWORD] == 'not_started', rows
+    assert re.search(r'\| %s \| not_started \|.*Missing sudo password' % SUDO_PASSWORD, result.stdout), result.stdout
+    # Not planned, the others went on; then the run fails the two nodes by name.
+    assert '%s was not upgraded: not_started, Missing sudo password' % SUDO_PASSWORD in result.stdout
+    assert '%s was not upgraded: unreachable' % UNREACHABLE in result.stdout
+    assert result.returncode != 0
+    recap_rows = recap(result.stdout)
+    assert sorted(recap_rows) == sorted(names), result.stdout
+    assert recap_rows[UNREACHABLE]['ignored'] >= 1 and recap_rows[SUDO_PASSWORD]['rescued'] >= 1, recap_rows
+    assert all(recap_rows[name]['failed'] == 0 for name in planned), recap_rows
