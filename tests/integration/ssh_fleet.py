@@ -330,8 +330,8 @@ class SshFleet:
             for host in list(waiting):
                 process = self._sshd[host.spec.name]
                 if process.poll() is not None:
-                    raise RuntimeError('sshd of %s exited with %s: %s' % (host.spec.name, process.returncode,
-                                                                         self._logs(host.spec.name)))
+                    raise RuntimeError('sshd of %s exited with %s: %s'
+                                       % (host.spec.name, process.returncode, self._logs(host.spec.name)))
                 try:
                     with socket.create_connection((host.address, 22), timeout=1) as connection:
                         if connection.recv(4).startswith(b'SSH-'):
