@@ -169,8 +169,8 @@ def test_mitigate_check_mode_would_drop_and_drops_nothing(fleet, fleet_env, tmp_
     assert result.returncode != 0
 
 
-def test_upgrade_check_mode_plans_and_changes_nothing(fleet, fleet_env, fake_kube, kube_env, kubeconfig,
-                                                     kubectl_bin, tmp_path):
+def test_upgrade_check_mode_plans_and_changes_nothing(
+        fleet, fleet_env, fake_kube, kube_env, kubeconfig, kubectl_bin, tmp_path):
     names = [host.spec.name for host in fleet.hosts]
     for name in names:
         fake_kube.add_node(name, kernel=os.uname().release)
