@@ -172,10 +172,12 @@ def _figures(snapshot):
 
 def mitigate_node_row(host, result):
     """One report row from a host's mitigate_result fact (None when the host produced none)."""
+    # Every row has 'problem': the report's fail step names it for each host, reached or not.
     if not result:
-        return {'host': host, 'status': 'failed', 'error': 'no mitigation result for this host'}
+        error = 'no mitigation result for this host'
+        return {'host': host, 'status': 'failed', 'error': error, 'problem': error}
     if result.get('unreachable'):
-        return {'host': host, 'status': 'unreachable', 'error': result.get('error')}
+        return {'host': host, 'status': 'unreachable', 'error': result.get('error'), 'problem': result.get('error')}
     assessment = result.get('assessment') or {}
     steps = [step for step in result.get('steps') or [] if step.get('gate')]
     first = steps[0] if steps else assessment

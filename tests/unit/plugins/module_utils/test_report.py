@@ -162,7 +162,9 @@ def test_mitigate_rows_by_outcome():
     assert calm['status'] == 'not_needed' and calm['before']['dying'] == 2
     failed = report.mitigate_node_row('e', {'assessment': assessment, 'steps': [], 'error': 'write failed'})
     assert (failed['status'], failed['problem']) == ('failed', 'write failed')
-    assert report.mitigate_node_row('f', {'unreachable': True, 'error': 'no route'})['status'] == 'unreachable'
+    unreachable = report.mitigate_node_row('f', {'unreachable': True, 'error': 'no route'})
+    assert (unreachable['status'], unreachable['problem']) == ('unreachable', 'no route')
+    assert report.mitigate_node_row('g', None)['problem'] == 'no mitigation result for this host'
 
     doc = report.mitigate_report([mitigated, stuck, would, calm, failed], 'T')
     assert doc['summary'] == {'hosts': 5, 'mitigated': 1, 'not_improved': 1, 'would_mitigate': 1,
