@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -187,14 +188,20 @@ def run_slices(tmp_path, env, collections_path, name, root_var, first_job_id, ch
     return {job_id: (hosts,) + finish_job(job) for job_id, (hosts, job) in started.items()}
 
 
-def merge_job(tmp_path, env, collections_path, name, root_var, job_id, artifacts, node_extra=None):
+def merge_job(tmp_path, env, collections_path, name, job_id, artifacts, node_extra=None):
     """The merge template as the workflow node after the sliced job launches it: its extra vars, the
-    node's extra_data, then the artifacts handed over (AWX: artifacts override the node's extra_data)."""
+    node's extra_data, then the artifacts handed over (AWX: artifacts override the node's extra_data).
+    Its hosts are SSH hosts on a port that refuses connections: the merge must never connect to them."""
     playbook, extra = job_template(name, job_id, workflow=(900, 'nodeops.memcg remediation'))
     extra.update(node_extra or {})
     extra.update(artifacts)
-    inventory = fixture_inventory(tmp_path, SLICED, root_var)[0]
-    return finish_job(start_job(tmp_path, env, collections_path, 'job%d' % job_id, (playbook, extra), inventory))
+    with socket.socket() as closed:
+        closed.bind(('127.0.0.1', 0))  # bound, never listening: a connection is refused
+        inventory = '[all:vars]\nansible_connection=ssh\nansible_host=127.0.0.1\nansible_port=%d\n[all]\n%s\n' % (
+            closed.getsockname()[1], '\n'.join(SLICED))
+        result = finish_job(start_job(tmp_path, env, collections_path, 'job%d' % job_id, (playbook, extra), inventory))
+    assert not runner_stats(result[0]).get('dark'), stdout(result[0])  # no host was connected to
+    return result
 
 
 def test_sliced_detect_and_its_merge_in_the_workflow(ansible_env, collections_path, tmp_path):
@@ -216,13 +223,13 @@ def test_sliced_detect_and_its_merge_in_the_workflow(ansible_env, collections_pa
 
     # a slice whose report never came (a slice job in error hands over no artifacts): named, and no report
     artifacts, status, rc, data = merge_job(tmp_path, ansible_env, collections_path, 'nodeops.memcg detect merge',
-                                            'detect_root', 511, {'detect_slice_501': combined['detect_slice_501']})
+                                            511, {'detect_slice_501': combined['detect_slice_501']})
     assert (status, rc) == ('failed', 2)
     assert 'no detect slice report covers 2 of 5 hosts: n2, n4 (slices merged: 501)' in stdout(artifacts)
     assert data == {} and not os.path.exists(os.path.join(artifacts, 'nodeops-memcg-report', 'detect.json'))
 
     artifacts, status, rc, data = merge_job(tmp_path, ansible_env, collections_path, 'nodeops.memcg detect merge',
-                                            'detect_root', 512, combined, {'detect_fail_on': 'warn'})
+                                            512, combined, {'detect_fail_on': 'warn'})
     assert (status, rc) == ('failed', 2), stdout(artifacts)
     assert 'detect_fail_on is warn' in stdout(artifacts)
     summary = data['detect_summary']
@@ -246,7 +253,7 @@ def test_sliced_mitigate_in_check_mode_and_its_merge(ansible_env, collections_pa
         assert [row['host'] for row in data['mitigate_slice_%d' % job_id]['nodes']] == hosts
     combined = awx_combined_artifacts(slices[job_id][4] for job_id in sorted(slices))
     artifacts, status, rc, data = merge_job(tmp_path, ansible_env, collections_path, 'nodeops.memcg mitigate merge',
-                                            'mitigate_root', 611, combined)
+                                            611, combined)
     assert (status, rc) == ('successful', 0), stdout(artifacts)
     summary = data['mitigate_summary']
     assert summary == {'hosts': 5, 'would_mitigate': 1, 'not_needed': 4, 'mitigated': 0, 'not_improved': 0,
