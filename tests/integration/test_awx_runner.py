@@ -266,6 +266,15 @@ def test_sliced_mitigate_in_check_mode_and_its_merge(ansible_env, collections_pa
     for host in SLICED:
         assert open(os.path.join(tmp_path, 'nodes', host, DROP)).read() == ''
 
+    # a node whose drop failed in its slice fails the merged run too, as it fails an unsliced one
+    part = combined['mitigate_slice_602']
+    part['nodes'][0].update(status='failed', error='drop_caches: write error', problem='drop_caches: write error')
+    artifacts, status, rc, data = merge_job(tmp_path, ansible_env, collections_path, 'nodeops.memcg mitigate merge',
+                                            612, combined)
+    assert (status, rc) == ('failed', 2), stdout(artifacts)
+    assert 'n2: drop_caches: write error' in stdout(artifacts)
+    assert data['mitigate_summary']['failed'] == 1 and data['mitigate_summary']['would_mitigate'] == 0
+
 
 def test_upgrade_template_with_survey_defaults(ansible_env, collections_path, tmp_path, kube_env, fake_kube,
                                                kubeconfig, kubectl_bin):
