@@ -114,7 +114,7 @@ def test_mitigate_slices_merge_with_the_counts_recomputed():
     partials = [dict(report.mitigate_report(part, AT), slice={'name': name, 'hosts': len(part)})
                 for name, part in (('1', [would, gone]), ('2', [fine]))]
     merged = merge_slices('mitigate', partials, ['a', 'b', 'c'], AT)
-    assert {row['host']: row['status'] for row in merged['nodes']} == {'a': 'would_mitigate', 'b': 'not_needed',
-                                                                      'c': 'unreachable'}
+    statuses = {row['host']: row['status'] for row in merged['nodes']}
+    assert statuses == {'a': 'would_mitigate', 'b': 'not_needed', 'c': 'unreachable'}
     assert merged['summary'] == dict(report.mitigate_report([would, fine, gone], AT)['summary'])
     assert merged['summary']['hosts'] == 3 and merged['summary']['would_mitigate'] == 1
