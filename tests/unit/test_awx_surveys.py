@@ -175,6 +175,9 @@ class _UnsafeLoader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
 _UnsafeLoader.add_constructor('!unsafe', lambda loader, node: loader.construct_scalar(node))
 
 
+REMEDIATION = 'nodeops.memcg remediation'
+
+
 def load_configure():
     with open(os.path.join(REPO_ROOT, 'awx', 'configure.yml')) as handle:
         return yaml.load(handle, Loader=_UnsafeLoader)  # noqa: S506 - a SafeLoader subclass
@@ -194,7 +197,7 @@ def test_configure_gives_each_job_template_its_survey_and_playbook():
     playbook = load_configure()
     text = open(os.path.join(REPO_ROOT, 'awx', 'configure.yml')).read()
     templates = playbook[0]['vars']['nodeops_memcg_awx_job_templates']
-    assert sorted(t['survey'] for t in templates) == sorted(SURVEYS)
+    assert {t['survey'] for t in templates} == set(SURVEYS)
     for template in templates:
         assert os.path.isfile(os.path.join(REPO_ROOT, template['playbook'])), template['playbook']
     assert "lookup('ansible.builtin.file', 'surveys/' ~ item.survey ~ '.json')" in text
@@ -202,12 +205,15 @@ def test_configure_gives_each_job_template_its_survey_and_playbook():
     assert job_template['survey_enabled'] is True
 
 
+def workflow(playbook, name):
+    return next(w for w in tasks_of(playbook, 'awx.awx.workflow_job_template') if w['name'] == name)
+
+
 def test_workflow_extra_data_is_asked_by_the_node_templates_survey():
     """AWX accepts a node's extra_data only for variables its job template's survey asks."""
     playbook = load_configure()
     names = {t['name']: t['survey'] for t in playbook[0]['vars']['nodeops_memcg_awx_job_templates']}
-    workflow = tasks_of(playbook, 'awx.awx.workflow_job_template')[0]
-    nodes = {node['identifier']: node for node in workflow['workflow_nodes']}
+    nodes = {node['identifier']: node for node in workflow(playbook, REMEDIATION)['workflow_nodes']}
     kinds = [node['unified_job_template']['type'] for node in nodes.values()]
     assert 'workflow_approval' in kinds, 'an approval node guards the upgrade'
     approval = next(node for node in nodes.values() if node['unified_job_template']['type'] == 'workflow_approval')
@@ -228,12 +234,49 @@ def test_workflow_extra_data_is_asked_by_the_node_templates_survey():
 def test_window_schedule_answers_the_workflow_survey_with_valid_values():
     """A schedule's extra_data, like a node's, only counts for variables the survey asks."""
     playbook = load_configure()
-    workflow = tasks_of(playbook, 'awx.awx.workflow_job_template')[0]
-    assert "surveys/upgrade.json" in workflow['survey_spec']
-    schedule = next(s for s in tasks_of(playbook, 'awx.awx.schedule') if s['unified_job_template'] == workflow['name'])
+    remediation = workflow(playbook, REMEDIATION)
+    assert "surveys/upgrade.json" in remediation['survey_spec']
+    schedule = next(s for s in tasks_of(playbook, 'awx.awx.schedule') if s['unified_job_template'] == REMEDIATION)
     answers = {key: resolve(playbook, value) for key, value in schedule['extra_data'].items()}
     assert set(answers) <= {q['variable'] for q in load_survey('upgrade')['spec']}
     for variable, value in answers.items():
         assert awx_errors(question_of('upgrade', variable), value) == [], variable
     result = ArgumentSpecValidator(role_options('kernel_upgrade')).validate(answers)
     assert result.error_messages == []
+
+
+def test_detect_and_mitigate_are_sliced_and_merged_the_upgrade_never_sliced():
+    """docs/awx.md: detect and mitigate run as sliced jobs, each slice names its report after its job
+    id, and in every workflow the sliced job is followed, always, by the merge of its kind only;
+    the upgrade (one cluster lock, max_unavailable over the whole fleet) is one job."""
+    playbook = load_configure()
+    templates = {t['name']: t for t in playbook[0]['vars']['nodeops_memcg_awx_job_templates']}
+    assert int(resolve(playbook, '{{ nodeops_memcg_awx_job_slice_count }}')) > 1
+    assert tasks_of(playbook, 'awx.awx.job_template')[0]['job_slice_count'] == '{{ item.job_slice_count }}'
+    sliced = {}
+    for name, template in templates.items():
+        if template['playbook'] in ('playbooks/detect.yml', 'playbooks/mitigate.yml'):
+            kind = template['survey']
+            sliced[name] = kind
+            assert template['job_slice_count'] == '{{ nodeops_memcg_awx_job_slice_count }}', name
+            assert template['extra_vars'][kind + '_report_slice'] == '{{ awx_job_id }}', name
+        else:
+            assert template['job_slice_count'] == 1, name
+    assert sorted(sliced.values()) == ['detect', 'mitigate']
+    merges = {name: t['extra_vars']['merge_reports_kind'] for name, t in templates.items()
+              if t['playbook'] == 'playbooks/merge_reports.yml'}
+    assert sorted(merges.values()) == ['detect', 'mitigate']
+    flows = tasks_of(playbook, 'awx.awx.workflow_job_template')
+    assert {w['name'] for w in flows} == {REMEDIATION, 'nodeops.memcg detect fleet'}
+    for flow in flows:
+        nodes = {node['identifier']: node for node in flow['workflow_nodes']}
+        for node in nodes.values():
+            kind = sliced.get(node['unified_job_template']['name'])
+            if kind is None:
+                continue
+            related = node['related']
+            assert related['success_nodes'] == [] and related['failure_nodes'] == [], node['identifier']
+            [after] = related['always_nodes']
+            assert merges[nodes[after['identifier']]['unified_job_template']['name']] == kind, node['identifier']
+    hourly = next(s for s in tasks_of(playbook, 'awx.awx.schedule') if s['name'] == 'nodeops.memcg detect hourly')
+    assert hourly['unified_job_template'] == 'nodeops.memcg detect fleet'
