@@ -40,7 +40,11 @@ CORDONED_BY = 'nodeops.memcg/cordoned-by'
 FAILURE = 'nodeops.memcg/failure'
 #: the run id that recorded nodeops.memcg/failure (so that run can clear its own stale failure)
 FAILURE_RUN = 'nodeops.memcg/failure-run'
-OUR_ANNOTATIONS = (CORDONED_BY, FAILURE, FAILURE_RUN)
+#: the last step of the upgrade the node finished (rollout.NODE_STEPS), so a re-run knows where to resume
+STEP = 'nodeops.memcg/step'
+#: the kernel release the upgrade boots on this node
+TARGET = 'nodeops.memcg/target'
+OUR_ANNOTATIONS = (CORDONED_BY, FAILURE, FAILURE_RUN, STEP, TARGET)
 
 CONTROL_PLANE_LABELS = ('node-role.kubernetes.io/control-plane', 'node-role.kubernetes.io/master')
 MIRROR_POD_ANNOTATION = 'kubernetes.io/config.mirror'
@@ -452,6 +456,8 @@ def node_summary(node):
         'os_image': info.get('osImage'),
         'cordoned_by': annotations.get(CORDONED_BY),
         'failure': annotations.get(FAILURE),
+        'step': annotations.get(STEP),
+        'target': annotations.get(TARGET),
         'annotations': dict((k, v) for k, v in annotations.items() if k.startswith(ANNOTATION_PREFIX)),
     }
 
@@ -491,6 +497,7 @@ def uncordon_patch(node, run_id, resource_version=None):
     uncordon = False
     if annotations.get(CORDONED_BY) == run_id:
         remove[CORDONED_BY] = None
+        remove.update((key, None) for key in (STEP, TARGET) if key in annotations)
         uncordon = bool((node.get('spec') or {}).get('unschedulable'))
     if annotations.get(FAILURE_RUN) == run_id:
         remove[FAILURE_RUN] = None
@@ -517,6 +524,26 @@ def failure_patch(node, reason, run_id=None, resource_version=None):
         wanted[FAILURE_RUN] = run_id
     elif FAILURE_RUN in annotations:
         wanted[FAILURE_RUN] = None
+    if all(annotations.get(k) == v for k, v in wanted.items()):
+        return None
+    patch = {'metadata': {'annotations': wanted}}
+    if resource_version:
+        patch['metadata']['resourceVersion'] = resource_version
+    return patch
+
+
+def progress_patch(node, run_id, step, target=None, resource_version=None):
+    """Merge patch recording the step the node finished (and the target release).
+
+    None when the node already says so, or when this run did not cordon it: the uncordon removes
+    these annotations only from the nodes it cordoned, so it never writes them on others.
+    """
+    annotations = _annotations(node)
+    if annotations.get(CORDONED_BY) != run_id:
+        return None
+    wanted = {STEP: step}
+    if target:
+        wanted[TARGET] = target
     if all(annotations.get(k) == v for k, v in wanted.items()):
         return None
     patch = {'metadata': {'annotations': wanted}}

@@ -164,6 +164,18 @@ nodes:
       type: str
       returned: always
       sample: node not Ready 600s after reboot
+    step:
+      description:
+        - The last step of the kernel upgrade the node finished (C(nodeops.memcg/step)), or null.
+        - V(cordoned), V(drained), V(booted), V(healthy) or V(committed); the uncordon removes it.
+      type: str
+      returned: always
+      sample: booted
+    target:
+      description: The kernel release the upgrade boots on the node (C(nodeops.memcg/target)), or null.
+      type: str
+      returned: always
+      sample: 5.4.225-1.el7.elrepo.x86_64
     annotations:
       description: All C(nodeops.memcg/*) annotations of the node.
       type: dict

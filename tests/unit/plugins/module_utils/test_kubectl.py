@@ -161,7 +161,7 @@ def test_node_summary_of_a_real_worker():
         'name': 'worker-1', 'ready': True, 'ready_status': 'True', 'unschedulable': False,
         'control_plane': False, 'kernel_version': '3.10.0-1160.119.1.el7.x86_64',
         'kubelet_version': 'v1.27.13', 'os_image': 'CentOS Linux 7 (Core)',
-        'cordoned_by': None, 'failure': None, 'annotations': {}}
+        'cordoned_by': None, 'failure': None, 'step': None, 'target': None, 'annotations': {}}
 
 
 @pytest.mark.parametrize('label', ['node-role.kubernetes.io/control-plane', 'node-role.kubernetes.io/master'])

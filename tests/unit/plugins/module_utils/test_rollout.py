@@ -5,7 +5,8 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
-from ansible_collections.nodeops.memcg.plugins.module_utils.rollout import batch_size, plan_batches
+from ansible_collections.nodeops.memcg.plugins.module_utils.rollout import (
+    NODE_STEPS, batch_size, lock_ttl_check, node_rollout_state, plan_batches)
 
 
 @pytest.mark.parametrize('batch, count, size', [
@@ -24,3 +25,88 @@ def test_bad_batch_names_the_value(batch):
 def test_plan_batches_keeps_order():
     assert plan_batches(['n1', 'n2', 'n3', 'n4', 'n5'], 2) == [['n1', 'n2'], ['n3', 'n4'], ['n5']]
     assert plan_batches([], 2) == []
+
+
+# ---------------------------------------------------------------- node_rollout_state
+
+OLD = {'release': '3.10.0-1160.el7.x86_64', 'status': 'severe', 'upgrade_needed': True}
+NEW = {'release': '5.4.225-1.el7.elrepo.x86_64', 'status': 'fixed', 'upgrade_needed': False}
+ODD = {'release': '9.9.9-custom', 'status': 'unknown', 'upgrade_needed': False}
+
+
+def test_an_unmarked_node_is_pending_or_already_fixed():
+    assert node_rollout_state('n1', OLD)['status'] == 'pending'
+    assert node_rollout_state('n1', NEW, NEW)['status'] == 'already_fixed'
+    assert node_rollout_state('n1', NEW, None)['status'] == 'already_fixed'  # boot default unknown (api)
+    assert node_rollout_state('n1', ODD)['status'] == 'already_fixed'
+
+
+def test_a_fixed_kernel_whose_boot_default_is_not_is_resumed_from_the_health_gate():
+    state = node_rollout_state('n1', NEW, OLD)
+    assert (state['status'], state['resume_from'], state['target']) == ('resume', 'health', NEW['release'])
+    assert 'next boot lands on 3.10.0-1160.el7.x86_64 (severe)' in state['why']
+
+
+@pytest.mark.parametrize('marks', [
+    {'cordoned_by': 'run-1', 'step': 'booted', 'target': NEW['release']},
+    {'cordoned_by': 'run-1', 'step': 'drained'},  # killed after the reboot, before the step was written
+    {'cordoned_by': 'run-1', 'failure': 'ready: timed out', 'step': 'booted'},
+    {'failure': 'ready: timed out'},  # someone uncordoned it by hand, the failure stayed
+    {'cordoned_by': 'run-1', 'step': 'committed', 'target': NEW['release']},
+])
+def test_a_node_left_on_the_fixed_kernel_is_resumed_not_already_fixed(marks):
+    state = node_rollout_state('n1', NEW, NEW, marks)
+    assert (state['status'], state['resume_from'], state['target']) == ('resume', 'health', NEW['release'])
+    assert 'run-1' in state['why'] or 'run ?' in state['why']
+
+
+@pytest.mark.parametrize('step', [None, 'cordoned', 'drained'])
+def test_a_node_left_before_its_reboot_runs_the_whole_procedure_again(step):
+    state = node_rollout_state('n1', OLD, OLD, {'cordoned_by': 'run-1', 'step': step, 'failure': 'drain: pdb'})
+    assert (state['status'], state['resume_from'], state['target']) == ('resume', 'cordon', None)
+
+
+@pytest.mark.parametrize('running', [OLD, ODD])
+def test_a_booted_node_that_runs_neither_the_target_nor_a_fixed_kernel_stops_the_run(running):
+    marks = {'cordoned_by': 'run-1', 'step': 'booted', 'target': NEW['release']}
+    with pytest.raises(MemcgError) as error:
+        node_rollout_state('n7', running, None, marks)
+    text = str(error.value)
+    assert text.startswith('node n7: left by run run-1 at step booted (target %s)' % NEW['release'])
+    assert 'runs %s (%s), neither the target nor a fixed kernel' % (running['release'], running['status']) in text
+
+
+@pytest.mark.parametrize('running', [dict(OLD, release=''), dict(OLD, release='  '), {}, None])
+def test_a_missing_release_is_an_error_naming_the_node(running):
+    with pytest.raises(MemcgError, match=r'^node n3: no running kernel release'):
+        node_rollout_state('n3', running)
+
+
+def test_an_unknown_step_is_an_error_naming_the_node():
+    with pytest.raises(MemcgError, match=r"^node n2: unknown nodeops.memcg/step 'rebooting'"):
+        node_rollout_state('n2', NEW, None, {'cordoned_by': 'run-1', 'step': 'rebooting'})
+
+
+def test_the_steps_are_in_order():
+    assert NODE_STEPS == ('cordoned', 'drained', 'booted', 'healthy', 'committed')
+
+
+# ---------------------------------------------------------------- lock_ttl_check
+
+WAITS = {'drain': 600, 'reboot': 900, 'health': 600 + 300}
+
+
+def test_a_ttl_covering_the_longest_wait_and_the_slack_passes():
+    assert lock_ttl_check(960, WAITS) is None
+    assert lock_ttl_check(3600, WAITS) is None
+
+
+def test_a_short_ttl_is_refused_with_the_numbers():
+    message = lock_ttl_check(959, {'drain': 600, 'reboot': 900, 'health': 500})
+    assert message == ('kernel_upgrade_lock_ttl 959s is shorter than the longest step between two lock renewals: '
+                       'reboot may take 900s, plus 60s for the calls around it = 960s. Raise kernel_upgrade_lock_ttl '
+                       'to at least 960 or lower that timeout')
+
+
+def test_ties_name_one_step_deterministically_and_strings_count_as_numbers():
+    assert 'drain may take 900s' in lock_ttl_check('100', {'reboot': '900', 'drain': 900}, slack=0)

@@ -371,7 +371,28 @@ def test_failed_annotates_and_keeps_the_cordon(cluster):
     assert not failed and result['changed'] is False and len(fake.mutating()) == 1
 
 
+def test_progress_is_recorded_only_on_our_cordon_and_removed_by_the_uncordon(cluster):
+    fake = cluster(nodes=[make_node('worker-1', unschedulable=True, annotations={k8s.CORDONED_BY: 'run-1'}),
+                          make_node('worker-2', unschedulable=True)])
+    args = node_args(state='progress', run_id='run-1', step='booted', target='5.4.225-1.el7.elrepo.x86_64')
+    result, failed = run(k8s_node.main, args, check_mode=True)
+    assert not failed and result['changed'] is True and fake.mutating() == []
+    result, failed = run(k8s_node.main, args)
+    assert not failed and result['changed'] is True
+    assert fake.store[('nodes', None, 'worker-1')]['metadata']['annotations'] == {
+        k8s.CORDONED_BY: 'run-1', k8s.STEP: 'booted', k8s.TARGET: '5.4.225-1.el7.elrepo.x86_64'}
+    result, failed = run(k8s_node.main, args)
+    assert not failed and result['changed'] is False and len(fake.mutating()) == 1
+    # an admin's cordon (or another run's) is not this run's to annotate
+    result, failed = run(k8s_node.main, dict(args, name='worker-2'))
+    assert not failed and result['changed'] is False and len(fake.mutating()) == 1
+    result, failed = run(k8s_node.main, node_args(state='uncordoned', run_id='run-1'))
+    assert not failed and fake.store[('nodes', None, 'worker-1')]['metadata']['annotations'] == {}
+
+
 @pytest.mark.parametrize('args, message', [
+    ({'state': 'progress', 'run_id': 'r'}, 'state is progress but all of the following are missing: step'),
+    ({'state': 'progress', 'run_id': 'r', 'step': 'rebooted'}, 'value of step must be one of'),
     ({'state': 'cordoned'}, 'state is cordoned but all of the following are missing: run_id'),
     ({'state': 'drained'}, 'state is drained but all of the following are missing: run_id'),
     ({'state': 'uncordoned'}, 'state is uncordoned but all of the following are missing: run_id'),
