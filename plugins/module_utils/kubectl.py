@@ -201,6 +201,24 @@ def map_error(stderr, what, argv=None):
     return KubectlError('kubectl failed on %s: %s' % (what, first), stderr=clean, argv=argv)
 
 
+# API errors a bounded wait rides out until its own deadline: the server (or the network, or the
+# load balancer in front of it) is briefly unavailable, not refusing the request for good.
+_TRANSIENT = re.compile(
+    r'Error from server \((InternalError|ServiceUnavailable|TooManyRequests|Timeout|ServerTimeout)\)|'
+    r'\bEOF\b|connection reset by peer|broken pipe|http2: |TLS handshake timeout|'
+    r'the server is currently unable to handle the request|rate limit|Too Many Requests|'
+    r'the server was unable to return a response in the time allotted')
+
+
+def is_transient(error):
+    """True for a KubectlError a wait should retry: an unreachable API, a 5xx or 429, a dropped connection."""
+    if isinstance(error, KubeConnectionError):
+        return True
+    if type(error) is not KubectlError:  # NotFound, Forbidden, Invalid, Kubeconfig, ...: retrying does not help
+        return False
+    return bool(_TRANSIENT.search(error.stderr or str(error)))
+
+
 # ---------------------------------------------------------------- the kubectl wrapper
 
 def _seconds(value):
@@ -227,6 +245,13 @@ class Kubectl(object):
         self.kubeconfig = kubeconfig
         self.context = context
         self.request_timeout = request_timeout
+
+    def capped(self, seconds):
+        """This Kubectl with each request's timeout capped at `seconds` (at least 1): the time a wait has left."""
+        cap = max(1, int(seconds + 0.999))
+        timeout = min(self.request_timeout, cap) if self.request_timeout else cap
+        return Kubectl(self._run, binary=self.binary, kubeconfig=self.kubeconfig, context=self.context,
+                       request_timeout=timeout)
 
     # -- argv
 

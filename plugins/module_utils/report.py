@@ -261,7 +261,7 @@ def mitigate_markdown(report):
 
 
 UPGRADE_SCHEMA_VERSION = 1
-UPGRADE_STATUSES = ('upgraded', 'failed', 'planned', 'already_fixed', 'not_started', 'unreachable')
+UPGRADE_STATUSES = ('upgraded', 'resumed', 'failed', 'planned', 'already_fixed', 'not_started', 'unreachable')
 UPGRADE_STEPS = ('cordon', 'drain', 'boot', 'ready', 'finalize', 'uncordon')
 
 
@@ -293,8 +293,10 @@ def upgrade_node_row(host, node_name, state):
     row = {
         'host': host,
         'node': node_name,
-        # 'pending': planned for this run, but the rollout stopped before it reached the node.
-        'status': 'not_started' if state.get('status') in (None, 'pending') else state['status'],
+        # 'pending' or 'resume': planned for this run, but the rollout stopped before it reached the node.
+        'status': 'not_started' if state.get('status') in (None, 'pending', 'resume') else state['status'],
+        # why the node was resumed (left by an earlier run, or its boot default not fixed); None otherwise
+        'resumed': state.get('resumed') or None,
         'kernel_before': state.get('kernel_before'),
         'kernel_after': state.get('kernel_after'),
         'failed_step': state.get('failed_step'),
@@ -335,8 +337,9 @@ def upgrade_markdown(report):
         '',
         'Run %s, generated %s. %s' % (report['run_id'], report['generated_at'], outcome),
         '',
-        '%d hosts: %d upgraded, %d failed, %d planned, %d already fixed, %d not started, %d unreachable.' % (
-            summary['hosts'], summary['upgraded'], summary['failed'], summary['planned'],
+        '%d hosts: %d upgraded, %d resumed, %d failed, %d planned, %d already fixed, %d not started, '
+        '%d unreachable.' % (
+            summary['hosts'], summary['upgraded'], summary['resumed'], summary['failed'], summary['planned'],
             summary['already_fixed'], summary['not_started'], summary['unreachable']),
         '',
     ]
@@ -345,7 +348,7 @@ def upgrade_markdown(report):
         kernel = row['kernel_before'] or '-'
         if row['kernel_after'] and row['kernel_after'] != row['kernel_before']:
             kernel = '%s -> %s' % (kernel, row['kernel_after'])
-        notes = row['error'] or ''
+        notes = '; '.join(text for text in (row.get('resumed'), row['error']) if text)
         if row['admin_cordoned']:
             notes = (notes + '; ' if notes else '') + 'cordoned by an admin before the run: left cordoned'
         elif row['left_cordoned']:

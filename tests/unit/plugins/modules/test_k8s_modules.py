@@ -620,7 +620,8 @@ def test_node_info_waits_until_ready(cluster):
             mock.patch.object(k8s_node_info.time, 'sleep', sleep):
         result, failed = run(k8s_node_info.main, {'names': ['worker-2'], 'wait_for': 'ready', 'timeout': 60})
     assert not failed, result['msg']
-    assert result['wait'] == {'condition': 'ready', 'timeout': 60, 'met': True, 'polls': 3, 'seconds': 6.0}
+    assert result['wait'] == {'condition': 'ready', 'timeout': 60, 'met': True, 'polls': 3, 'seconds': 6.0,
+                              'api_errors': 0}
     assert result['not_ready'] == []
 
 
@@ -637,6 +638,60 @@ def test_node_info_wait_times_out_naming_node_condition_and_timeout(cluster):
                              'DaemonSet pods not Ready: kube-system/kube-proxy-x7k2p; node worker-2: its Ready '
                              'condition is False')
     assert sum(clock.slept) == 10
+
+
+BLIPS = [
+    server_error('ServiceUnavailable', 'the server is currently unable to handle the request'),
+    server_error('TooManyRequests', 'the server has received too many requests and has asked us to try again later'),
+    server_error('InternalError', 'an error on the server ("etcdserver: leader changed") has prevented the request'),
+    (1, '', 'Unable to connect to the server: EOF\n'),
+    (1, '', 'The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?\n'),
+]
+
+
+def test_node_info_wait_rides_out_api_blips_with_request_timeouts_capped_at_the_time_left(cluster):
+    fake = info_cluster(cluster)
+    clock = Clock()
+    answers = list(BLIPS)
+    argvs = []
+
+    def blipping(argv, data=None):
+        argvs.append(argv)
+        return answers.pop(0) if answers else fake(argv, data)
+    with mock.patch.object(k8s_node_info.time, 'time', clock.time), \
+            mock.patch.object(k8s_node_info.time, 'sleep', clock.sleep), \
+            mock.patch.object(basic.AnsibleModule, 'run_command', lambda self, argv, **kw: blipping(argv, kw.get('data'))):
+        result, failed = run(k8s_node_info.main, {'names': ['worker-1'], 'wait_for': 'ready', 'timeout': 20,
+                                                  'request_timeout': 30})
+    assert not failed, result['msg']
+    assert result['wait']['met'] is True and result['wait']['api_errors'] == 5 and result['wait']['polls'] == 6
+    timeouts = [int(argv[argv.index('--request-timeout') + 1][:-1]) for argv in argvs]
+    assert timeouts == [20, 17, 14, 11, 8, 5]  # the time left (3 s per poll), never the configured 30
+
+
+def test_node_info_wait_fails_at_once_on_an_error_that_is_not_transient(cluster):
+    info_cluster(cluster)
+    clock = Clock()
+    forbidden = server_error('Forbidden', 'nodes is forbidden: User "ci" cannot list resource "nodes"')
+    with mock.patch.object(k8s_node_info.time, 'time', clock.time), \
+            mock.patch.object(k8s_node_info.time, 'sleep', clock.sleep), \
+            mock.patch.object(basic.AnsibleModule, 'run_command', lambda self, argv, **kw: forbidden):
+        result, failed = run(k8s_node_info.main, {'names': ['worker-1'], 'wait_for': 'ready', 'timeout': 20})
+    assert failed and result['msg'].startswith('not allowed to access nodes')
+    assert clock.slept == []
+
+
+def test_node_info_wait_that_never_reaches_the_api_names_the_last_error(cluster):
+    info_cluster(cluster)
+    clock = Clock()
+    with mock.patch.object(k8s_node_info.time, 'time', clock.time), \
+            mock.patch.object(k8s_node_info.time, 'sleep', clock.sleep), \
+            mock.patch.object(basic.AnsibleModule, 'run_command', lambda self, argv, **kw: BLIPS[0]):
+        result, failed = run(k8s_node_info.main, {'names': ['worker-1'], 'wait_for': 'ready', 'timeout': 10})
+    assert failed
+    assert result['msg'].startswith('timed out after 10s waiting for ready on 1 node(s): node -: the API did not '
+                                    'answer (5 transient errors, the last: the API server refused the request on nodes '
+                                    '(ServiceUnavailable)')
 
 
 def test_node_info_bad_timeout(cluster):
