@@ -59,6 +59,11 @@ def upgrade_lock_ttl_check(ttl, waits):
     return rollout.lock_ttl_check(ttl, waits)
 
 
+def upgrade_capacity_check(nodes, batch, finished, max_unavailable):
+    """Whether the next batch fits the budget of unavailable nodes, from the nodes as read now."""
+    return rollout.capacity_check(nodes, batch, finished, max_unavailable)
+
+
 def upgrade_markdown(fleet_report):
     """Render a rollout report as Markdown."""
     return report.upgrade_markdown(fleet_report)
@@ -81,5 +86,6 @@ class FilterModule(object):
             'upgrade_batches': upgrade_batches,
             'upgrade_node_state': upgrade_node_state,
             'upgrade_lock_ttl_check': upgrade_lock_ttl_check,
+            'upgrade_capacity_check': upgrade_capacity_check,
             'prometheus_textfile': prometheus_textfile,
         }

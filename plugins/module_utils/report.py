@@ -45,6 +45,8 @@ def detect_node_row(host, detect):
         },
         'installed_kernels': list(check.get('installed_kernels') or []),
         'boot_default': check.get('boot_default'),
+        # kernel_check's findings, e.g. boot_default_unfixed: the next boot lands on an unfixed kernel
+        'findings': list(check.get('findings') or []),
         'memcg': {key: memcg.get(key) for key in ('total', 'live', 'dying')},
         'read_ms': {'root': _latency_ms(probe, 'root'), 'kubepods': _latency_ms(probe, 'kubepods')},
         'kubelet': {
@@ -131,6 +133,8 @@ def detect_markdown(report):
             kernel['recommendation'] if kernel['upgrade_needed'] else '',
         ])
         details.extend('- %s: %s' % (row['host'], reason) for reason in row['reasons'])
+        details.extend('- %s: %s: %s' % (row['host'], finding['severity'], finding['message'])
+                       for finding in row['findings'])
         if row['kmem_leak_suspected']:
             details.append('- %s: RHEL 7 kmem accounting leak signs present' % row['host'])
     lines.append(markdown_table(

@@ -114,3 +114,47 @@ def lock_ttl_check(ttl, waits, slack=LOCK_SLACK_SECONDS):
     return ('kernel_upgrade_lock_ttl %ds is shorter than the longest step between two lock renewals: %s may '
             'take %ds, plus %ds for the calls around it = %ds. Raise kernel_upgrade_lock_ttl to at least %d '
             'or lower that timeout' % (int(ttl), step, int(longest), int(slack), needed, needed))
+
+
+# ---------------------------------------------------------------- the live capacity budget
+
+def unavailable_budget(max_unavailable, workers, batch):
+    """Nodes allowed unavailable at once: a count, a percentage of `workers` (floored, at least 1 when
+    above 0%), or '' / None for the batch size (nothing else may be unavailable). Raises MemcgError
+    naming a bad value."""
+    if max_unavailable in (None, ''):
+        return batch
+    match = _BATCH.match(str(max_unavailable))
+    if not match or (match.group(2) and int(match.group(1)) > 100):
+        raise MemcgError('kernel_upgrade_max_unavailable must be a count, a percentage from 0%% to 100%% of the '
+                         'worker nodes, or empty for the batch size, got %r' % (max_unavailable,))
+    value = int(match.group(1))
+    if match.group(2):
+        return max(1, int(value / 100.0 * workers)) if value else 0
+    return value
+
+
+def capacity_check(nodes, batch, finished, max_unavailable):
+    """Whether the next batch fits the cluster's budget of unavailable nodes, read live; pure.
+
+    `nodes` are node summaries as k8s_node_info returns them (name, ready, unschedulable,
+    control_plane), `batch` the names of the next batch, `finished` those this run already finished.
+    A node counts as unavailable when it is NotReady or unschedulable for any reason, except this
+    run's finished nodes and the batch's own (the batch counts once, in full). Returns budget,
+    workers, unavailable (the other nodes that use up the budget), needed and message (None when
+    the batch fits).
+    """
+    batch = list(batch)
+    workers = len([n for n in nodes if not n.get('control_plane')])
+    budget = unavailable_budget(max_unavailable, workers, len(batch))
+    skip = set(batch) | set(finished or [])
+    unavailable = sorted(n['name'] for n in nodes
+                         if n['name'] not in skip and (not n.get('ready') or n.get('unschedulable')))
+    needed = len(unavailable) + len(batch)
+    message = None
+    if needed > budget:
+        message = ('the batch %s would make %d nodes unavailable at once, over kernel_upgrade_max_unavailable %s '
+                   '(%d of %d workers): already NotReady or unschedulable: %s'
+                   % (', '.join(batch), needed, max_unavailable if max_unavailable not in (None, '') else
+                      "'' (the batch size)", budget, workers, ', '.join(unavailable) or 'none'))
+    return {'budget': budget, 'workers': workers, 'unavailable': unavailable, 'needed': needed, 'message': message}

@@ -58,6 +58,7 @@ def upgrade(ansible_env, kube_env, fake, kubeconfig, kubectl_bin, tmp_path, node
         'kernel_upgrade_thresholds': QUIET_THRESHOLDS,
     }
     variables.update(extra)
+    os.makedirs(variables['fake_boot_dir'], exist_ok=True)
     return run_playbook(env, PLAYBOOK, inventory(tmp_path, nodes), variables, *flags)
 
 
@@ -163,11 +164,13 @@ def test_admin_cordoned_node_stays_cordoned(rollout, fake_kube, tmp_path):
     nodes = ['n1', 'n2', 'n3']
     cluster(fake_kube, nodes)
     fake_kube.add_node('n4', kernel=NEW, unschedulable=True)  # cordoned by an admin, outside the rollout
-    refused = rollout(nodes)
-    assert refused.returncode != 0 and 'already NotReady or unschedulable (n4)' in refused.stdout
+    refused = rollout(nodes)  # the budget is the batch: n4 would be one more
+    assert refused.returncode != 0
+    assert ("the batch n1 would make 2 nodes unavailable at once, over kernel_upgrade_max_unavailable '' "
+            "(the batch size) (1 of 4 workers): already NotReady or unschedulable: n4") in refused.stdout
     assert changes(fake_kube) == []
 
-    result = rollout(nodes + ['n4'], kernel_upgrade_max_unavailable=1)
+    result = rollout(nodes + ['n4'], kernel_upgrade_max_unavailable=2)
     assert result.returncode == 0, result.stdout
     assert fake_kube.node('n4')['spec'].get('unschedulable') is True
     assert CORDONED_BY not in annotations(fake_kube, 'n4')
@@ -179,7 +182,7 @@ def test_admin_cordoned_node_stays_cordoned(rollout, fake_kube, tmp_path):
 def test_admin_cordoned_node_to_upgrade_is_upgraded_and_left_cordoned(rollout, fake_kube, tmp_path):
     cluster(fake_kube, ['n1'])
     fake_kube.add_node('n2', unschedulable=True)
-    result = rollout(['n1', 'n2'], kernel_upgrade_max_unavailable=1)
+    result = rollout(['n1', 'n2'], kernel_upgrade_max_unavailable='100%')
     assert result.returncode == 0, result.stdout
     assert fake_kube.node('n2')['status']['nodeInfo']['kernelVersion'] == NEW
     assert fake_kube.node('n2')['spec'].get('unschedulable') is True

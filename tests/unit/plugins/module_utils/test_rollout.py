@@ -6,7 +6,7 @@ import pytest
 
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 from ansible_collections.nodeops.memcg.plugins.module_utils.rollout import (
-    NODE_STEPS, batch_size, lock_ttl_check, node_rollout_state, plan_batches)
+    NODE_STEPS, batch_size, capacity_check, lock_ttl_check, node_rollout_state, plan_batches, unavailable_budget)
 
 
 @pytest.mark.parametrize('batch, count, size', [
@@ -110,3 +110,51 @@ def test_a_short_ttl_is_refused_with_the_numbers():
 
 def test_ties_name_one_step_deterministically_and_strings_count_as_numbers():
     assert 'drain may take 900s' in lock_ttl_check('100', {'reboot': '900', 'drain': 900}, slack=0)
+
+
+# ---------------------------------------------------------------- capacity_check
+
+def summary(name, ready=True, unschedulable=False, control_plane=False):
+    return {'name': name, 'ready': ready, 'unschedulable': unschedulable, 'control_plane': control_plane}
+
+
+CLUSTER = [summary('cp1', control_plane=True)] + [summary('w%d' % i) for i in range(1, 11)]
+
+
+@pytest.mark.parametrize('value, workers, batch, budget', [
+    ('', 10, 2, 2), (None, 10, 3, 3), (0, 10, 1, 0), ('3', 10, 1, 3), (' 20% ', 10, 1, 2), ('25%', 10, 1, 2),
+    ('5%', 10, 1, 1), ('0%', 10, 1, 0), ('100%', 7, 1, 7),
+])
+def test_budget_is_a_count_a_percentage_of_the_workers_or_the_batch(value, workers, batch, budget):
+    assert unavailable_budget(value, workers, batch) == budget
+
+
+@pytest.mark.parametrize('value', ['-1', '101%', 'two', '1.5'])
+def test_bad_budget_names_the_value(value):
+    with pytest.raises(MemcgError, match=r'kernel_upgrade_max_unavailable must be .* got %r' % value):
+        unavailable_budget(value, 10, 1)
+
+
+def test_a_batch_fits_a_healthy_cluster_by_default():
+    check = capacity_check(CLUSTER, ['w1', 'w2'], [], '')
+    assert check == {'budget': 2, 'workers': 10, 'unavailable': [], 'needed': 2, 'message': None}
+
+
+def test_a_node_gone_notready_elsewhere_stops_the_next_batch_naming_it():
+    nodes = CLUSTER[:3] + [summary('w3', ready=False)] + CLUSTER[4:]
+    check = capacity_check(nodes, ['w4'], ['w1'], 1)
+    assert check['unavailable'] == ['w3'] and check['needed'] == 2
+    assert check['message'] == ('the batch w4 would make 2 nodes unavailable at once, over '
+                                'kernel_upgrade_max_unavailable 1 (1 of 10 workers): already NotReady or '
+                                'unschedulable: w3')
+
+
+def test_the_batch_and_finished_nodes_count_once_and_percentages_use_the_workers():
+    # w1 finished (left cordoned by an admin), w2 in the batch and still cordoned by an earlier run,
+    # w5 cordoned by an admin, the control plane NotReady
+    nodes = [summary('cp1', ready=False, control_plane=True), summary('w1', unschedulable=True),
+             summary('w2', unschedulable=True), summary('w3'), summary('w4'), summary('w5', unschedulable=True)]
+    check = capacity_check(nodes, ['w2', 'w3'], ['w1'], '60%')
+    assert (check['budget'], check['workers'], check['unavailable'], check['needed']) == (3, 5, ['cp1', 'w5'], 4)
+    assert 'over kernel_upgrade_max_unavailable 60% (3 of 5 workers)' in check['message']
+    assert capacity_check(nodes, ['w2', 'w3'], ['w1'], '80%')['message'] is None
