@@ -265,7 +265,8 @@ def mitigate_markdown(report):
 
 
 UPGRADE_SCHEMA_VERSION = 1
-UPGRADE_STATUSES = ('upgraded', 'resumed', 'failed', 'planned', 'already_fixed', 'not_started', 'unreachable')
+UPGRADE_STATUSES = ('upgraded', 'resumed', 'failed', 'planned', 'already_fixed', 'blocked', 'not_started',
+                    'unreachable')
 UPGRADE_STEPS = ('cordon', 'drain', 'boot', 'ready', 'finalize', 'uncordon')
 
 
@@ -341,10 +342,10 @@ def upgrade_markdown(report):
         '',
         'Run %s, generated %s. %s' % (report['run_id'], report['generated_at'], outcome),
         '',
-        '%d hosts: %d upgraded, %d resumed, %d failed, %d planned, %d already fixed, %d not started, '
+        '%d hosts: %d upgraded, %d resumed, %d failed, %d planned, %d already fixed, %d blocked, %d not started, '
         '%d unreachable.' % (
             summary['hosts'], summary['upgraded'], summary['resumed'], summary['failed'], summary['planned'],
-            summary['already_fixed'], summary['not_started'], summary['unreachable']),
+            summary['already_fixed'], summary['blocked'], summary['not_started'], summary['unreachable']),
         '',
     ]
     table = []

@@ -124,8 +124,9 @@ def test_pdb_blocking_a_drain_stops_the_rollout_there(rollout, fake_kube, tmp_pa
     cluster(fake_kube, nodes)
     fake_kube.add_pod('db-0', 'n2', owner='StatefulSet/db', labels={'app': 'db'})
     fake_kube.add_pdb('db', match_labels={'app': 'db'}, min_available=1)
-    result = rollout(nodes)
+    result = rollout(nodes, kernel_upgrade_preflight_drain='warn')  # the preflight names it; the run goes on
     assert result.returncode != 0
+    assert 'WARNING: the preflight dry-run drain would be refused on n2 (the rollout will stop there)' in result.stdout
     assert 'stopped at node n2, step drain' in result.stdout
     assert 'db-0' in result.stdout and 'db' in result.stdout
     assert fake_kube.node('n1')['status']['nodeInfo']['kernelVersion'] == NEW

@@ -107,7 +107,7 @@ def test_api_hang_in_the_health_gate_then_a_rerun_finishes_the_node(rollout, fak
     cluster(fake_kube, nodes)
     result = rollout(nodes, fake_hang_after_boot=['n1'], kernel_upgrade_run_id='run-hung')
     assert result.returncode != 0
-    assert 'stopped at node n1, step ready' in result.stdout
+    assert 'stopped at node n1, step ready' in result.stdout, result.stdout[-6000:]
     left = ours(fake_kube, 'n1')
     assert left[CORDONED_BY] == 'run-hung' and left[STEP] == 'booted' and left[TARGET] == NEW
     assert left[FAILURE].startswith('ready: timed out after 10s waiting for ready on 1 node(s): node -: the API did '
@@ -128,9 +128,10 @@ def test_api_hang_in_the_health_gate_then_a_rerun_finishes_the_node(rollout, fak
 
 def test_blip_during_the_ready_wait_is_ridden_out(rollout, fake_kube, tmp_path):
     cluster(fake_kube, ['n1'])
-    result = rollout(['n1'], fake_blip_after_boot=['n1'],
-                     fake_blip={'pattern': '^/api/v1/nodes$', 'status': 503, 'seconds': 4})
-    assert result.returncode == 0, result.stdout
+    # the blip starts while the node reboots and outlasts the steps before the Ready wait on a loaded machine
+    result = rollout(['n1'], fake_blip_after_boot=['n1'], kernel_upgrade_ready_timeout=90,
+                     fake_blip={'pattern': '^/api/v1/nodes$', 'status': 503, 'seconds': 25})
+    assert result.returncode == 0, result.stdout[-6000:]
     blipped = [r for r in fake_kube.requests if r.path == '/api/v1/nodes' and r.status == 503]
     assert blipped, 'the Ready wait never met the blip'
     assert not fake_kube.node('n1')['spec'].get('unschedulable') and boot_default(tmp_path, 'n1') == NEW
@@ -142,7 +143,7 @@ def test_report_write_failure_still_releases_the_lock_and_fails_the_run(rollout,
     (tmp_path / 'not-a-dir').write_text('a file where the report directory should go\n')
     result = rollout(['n1'], kernel_upgrade_report_dir=str(tmp_path / 'not-a-dir' / 'report'))
     assert result.returncode != 0
-    assert 'writing the report failed: %s' % (tmp_path / 'not-a-dir' / 'report') in result.stdout
+    assert 'writing the report failed: %s' % (tmp_path / 'not-a-dir' / 'report') in result.stdout, result.stdout[-6000:]
     assert not lease_holder(fake_kube)
     releases = [m for m in changes(fake_kube) if m.method == 'PUT' and m.path.endswith('/nodeops-memcg-kernel-upgrade')]
     assert 'holderIdentity' not in releases[-1].body['spec']
@@ -176,7 +177,7 @@ def test_a_node_going_notready_mid_rollout_stops_it_before_the_next_batch(rollou
     cluster(fake_kube, nodes)
     fake_kube.add_node('n9', kernel=NEW)  # not in the rollout; it goes down while n1 reboots
     result = rollout(nodes, fake_takes_down={'n1': 'n9'})
-    assert result.returncode != 0
+    assert result.returncode != 0, result.stdout[-6000:]
     assert ('stopped before node n2, step capacity: the batch n2 would make 2 nodes unavailable at once, over '
             "kernel_upgrade_max_unavailable '' (the batch size) (1 of 4 workers): already NotReady or "
             'unschedulable: n9') in result.stdout
@@ -186,3 +187,25 @@ def test_a_node_going_notready_mid_rollout_stops_it_before_the_next_batch(rollou
     doc, rows = report(tmp_path)
     assert doc['stopped_at']['step'] == 'capacity' and doc['stopped_at']['node'] == 'n2'
     assert (rows['n1']['status'], rows['n2']['status']) == ('upgraded', 'not_started')
+
+
+def test_a_pdb_found_at_preflight_cordons_nothing_or_leaves_its_node_out(rollout, fake_kube, tmp_path):
+    nodes = ['n1', 'n2', 'n3']
+    cluster(fake_kube, nodes)
+    fake_kube.add_pod('db-0', 'n2', owner='StatefulSet/db', labels={'app': 'db'})
+    fake_kube.add_pdb('db', match_labels={'app': 'db'}, min_available=1)
+    refused = rollout(nodes)  # kernel_upgrade_preflight_drain: fail
+    assert refused.returncode != 0, refused.stdout[-6000:]
+    assert 'the preflight dry-run drain would be refused on 1 node(s): drain of node n2 would fail' in refused.stdout
+    assert 'default/db-0: blocked by PodDisruptionBudget db' in refused.stdout and 'Nothing was cordoned' in refused.stdout
+    assert changes(fake_kube) == []  # no cordon, no eviction, no lock
+    dry = [m for m in fake_kube.mutations if m.path.endswith('/eviction')]
+    assert dry and all(m.dry_run for m in dry)  # the evictions were tried, server-side, as dry runs
+
+    result = rollout(nodes, kernel_upgrade_preflight_drain='skip')
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert node_patches(fake_kube, 'n2') == [] and fake_kube.pod('db-0')['spec']['nodeName'] == 'n2'
+    assert boot_default(tmp_path, 'n1') == NEW and boot_default(tmp_path, 'n3') == NEW
+    doc, rows = report(tmp_path)
+    assert rows['n2']['status'] == 'blocked' and 'db-0' in rows['n2']['error']
+    assert doc['summary']['blocked'] == 1 and doc['summary']['upgraded'] == 2
