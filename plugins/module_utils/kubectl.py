@@ -549,6 +549,11 @@ def failure_patch(node, reason, run_id=None, resource_version=None):
         wanted[FAILURE_RUN] = run_id
     elif FAILURE_RUN in annotations:
         wanted[FAILURE_RUN] = None
+    return _annotations_patch(annotations, wanted, resource_version)
+
+
+def _annotations_patch(annotations, wanted, resource_version):
+    """Merge patch setting the wanted annotations (None removes one), or None when the node has them."""
     if all(annotations.get(k) == v for k, v in wanted.items()):
         return None
     patch = {'metadata': {'annotations': wanted}}
@@ -569,12 +574,7 @@ def progress_patch(node, run_id, step, target=None, resource_version=None):
     wanted = {STEP: step}
     if target:
         wanted[TARGET] = target
-    if all(annotations.get(k) == v for k, v in wanted.items()):
-        return None
-    patch = {'metadata': {'annotations': wanted}}
-    if resource_version:
-        patch['metadata']['resourceVersion'] = resource_version
-    return patch
+    return _annotations_patch(annotations, wanted, resource_version)
 
 
 def apply_merge_patch(obj, patch):
