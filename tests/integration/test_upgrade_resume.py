@@ -129,8 +129,8 @@ def test_api_hang_in_the_health_gate_then_a_rerun_finishes_the_node(rollout, fak
 def test_blip_during_the_ready_wait_is_ridden_out(rollout, fake_kube, tmp_path):
     cluster(fake_kube, ['n1'])
     # the blip starts while the node reboots and outlasts the steps before the Ready wait on a loaded machine
-    result = rollout(['n1'], fake_blip_after_boot=['n1'], kernel_upgrade_ready_timeout=90,
-                     fake_blip={'pattern': '^/api/v1/nodes$', 'status': 503, 'seconds': 25})
+    result = rollout(['n1'], fake_blip_after_boot=['n1'], kernel_upgrade_ready_timeout=150,
+                     fake_blip={'pattern': '^/api/v1/nodes$', 'status': 503, 'seconds': 60})
     assert result.returncode == 0, result.stdout[-6000:]
     blipped = [r for r in fake_kube.requests if r.path == '/api/v1/nodes' and r.status == 503]
     assert blipped, 'the Ready wait never met the blip'
