@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.nodeops.memcg.plugins.module_utils import metrics, report, rollout
+from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 
 
 def _each_host(hosts, hostvars, name):
@@ -58,6 +59,24 @@ def upgrade_batches(nodes, batch):
     return rollout.plan_batches(nodes, batch)
 
 
+def upgrade_node_state(name, running, boot_default=None, marks=None):
+    """What the rollout does with one node; status 'stop' (with why) where its state cannot be reconciled."""
+    try:
+        return rollout.node_rollout_state(name, running, boot_default, marks)
+    except MemcgError as exc:
+        return {'status': 'stop', 'resume_from': None, 'target': None, 'why': str(exc)}
+
+
+def upgrade_lock_ttl_check(ttl, waits):
+    """None when the lock TTL outlasts the longest wait between two renewals, else why not (with the numbers)."""
+    return rollout.lock_ttl_check(ttl, waits)
+
+
+def upgrade_capacity_check(nodes, batch, finished, max_unavailable):
+    """Whether the next batch fits the budget of unavailable nodes, from the nodes as read now."""
+    return rollout.capacity_check(nodes, batch, finished, max_unavailable)
+
+
 def upgrade_markdown(fleet_report):
     """Render a rollout report as Markdown."""
     return report.upgrade_markdown(fleet_report)
@@ -78,5 +97,8 @@ class FilterModule(object):
             'upgrade_report': upgrade_report,
             'upgrade_markdown': upgrade_markdown,
             'upgrade_batches': upgrade_batches,
+            'upgrade_node_state': upgrade_node_state,
+            'upgrade_lock_ttl_check': upgrade_lock_ttl_check,
+            'upgrade_capacity_check': upgrade_capacity_check,
             'prometheus_textfile': prometheus_textfile,
         }

@@ -372,3 +372,27 @@ def classify(release, overrides=None, policy=None):
         'upgrade_needed': upgrade_needed,
         'recommendation': recommendation,
     }
+
+
+def boot_findings(running, boot_default):
+    """Findings about the default boot entry, given both classifications (boot_default None: unknown).
+
+    One warning, code boot_default_unfixed, when the running kernel is not in need of an upgrade
+    but the default entry is: the next boot lands on an unfixed kernel (an upgrade that booted the
+    new kernel once and never committed it, or a default changed by hand).
+    """
+    if not boot_default or running.get('upgrade_needed') or not boot_default.get('upgrade_needed'):
+        return []
+    return [{
+        'severity': 'warning',
+        'code': 'boot_default_unfixed',
+        'message': 'next boot lands on an unfixed kernel: the default boot entry %s is %s while the running %s is %s'
+                   % (boot_default['release'], boot_default['status'], running['release'], running['status']),
+    }]
+
+
+def assess_boot_default(running, boot_default, overrides=None):
+    """The boot_default_kernel and findings result keys of kernel_check and memcg_probe: the default
+    boot entry's release (None: unknown) classified, and boot_findings() for it."""
+    boot_kernel = classify(boot_default, overrides) if boot_default else None
+    return {'boot_default_kernel': boot_kernel, 'findings': boot_findings(running, boot_kernel)}

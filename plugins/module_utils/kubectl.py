@@ -40,7 +40,11 @@ CORDONED_BY = 'nodeops.memcg/cordoned-by'
 FAILURE = 'nodeops.memcg/failure'
 #: the run id that recorded nodeops.memcg/failure (so that run can clear its own stale failure)
 FAILURE_RUN = 'nodeops.memcg/failure-run'
-OUR_ANNOTATIONS = (CORDONED_BY, FAILURE, FAILURE_RUN)
+#: the last step of the upgrade the node finished (rollout.NODE_STEPS), so a re-run knows where to resume
+STEP = 'nodeops.memcg/step'
+#: the kernel release the upgrade boots on this node
+TARGET = 'nodeops.memcg/target'
+OUR_ANNOTATIONS = (CORDONED_BY, FAILURE, FAILURE_RUN, STEP, TARGET)
 
 CONTROL_PLANE_LABELS = ('node-role.kubernetes.io/control-plane', 'node-role.kubernetes.io/master')
 MIRROR_POD_ANNOTATION = 'kubernetes.io/config.mirror'
@@ -197,6 +201,24 @@ def map_error(stderr, what, argv=None):
     return KubectlError('kubectl failed on %s: %s' % (what, first), stderr=clean, argv=argv)
 
 
+# API errors a bounded wait rides out until its own deadline: the server (or the network, or the
+# load balancer in front of it) is briefly unavailable, not refusing the request for good.
+_TRANSIENT = re.compile(
+    r'Error from server \((InternalError|ServiceUnavailable|TooManyRequests|Timeout|ServerTimeout)\)|'
+    r'\bEOF\b|connection reset by peer|broken pipe|http2: |TLS handshake timeout|'
+    r'the server is currently unable to handle the request|rate limit|Too Many Requests|'
+    r'the server was unable to return a response in the time allotted')
+
+
+def is_transient(error):
+    """True for a KubectlError a wait should retry: an unreachable API, a 5xx or 429, a dropped connection."""
+    if isinstance(error, KubeConnectionError):
+        return True
+    if type(error) is not KubectlError:  # NotFound, Forbidden, Invalid, Kubeconfig, ...: retrying does not help
+        return False
+    return bool(_TRANSIENT.search(error.stderr or str(error)))
+
+
 # ---------------------------------------------------------------- the kubectl wrapper
 
 def _seconds(value):
@@ -223,6 +245,13 @@ class Kubectl(object):
         self.kubeconfig = kubeconfig
         self.context = context
         self.request_timeout = request_timeout
+
+    def capped(self, seconds):
+        """This Kubectl with each request's timeout capped at `seconds` (at least 1): the time a wait has left."""
+        cap = max(1, int(seconds + 0.999))
+        timeout = min(self.request_timeout, cap) if self.request_timeout else cap
+        return Kubectl(self._run, binary=self.binary, kubeconfig=self.kubeconfig, context=self.context,
+                       request_timeout=timeout)
 
     # -- argv
 
@@ -452,6 +481,8 @@ def node_summary(node):
         'os_image': info.get('osImage'),
         'cordoned_by': annotations.get(CORDONED_BY),
         'failure': annotations.get(FAILURE),
+        'step': annotations.get(STEP),
+        'target': annotations.get(TARGET),
         'annotations': dict((k, v) for k, v in annotations.items() if k.startswith(ANNOTATION_PREFIX)),
     }
 
@@ -491,6 +522,7 @@ def uncordon_patch(node, run_id, resource_version=None):
     uncordon = False
     if annotations.get(CORDONED_BY) == run_id:
         remove[CORDONED_BY] = None
+        remove.update((key, None) for key in (STEP, TARGET) if key in annotations)
         uncordon = bool((node.get('spec') or {}).get('unschedulable'))
     if annotations.get(FAILURE_RUN) == run_id:
         remove[FAILURE_RUN] = None
@@ -517,12 +549,32 @@ def failure_patch(node, reason, run_id=None, resource_version=None):
         wanted[FAILURE_RUN] = run_id
     elif FAILURE_RUN in annotations:
         wanted[FAILURE_RUN] = None
+    return _annotations_patch(annotations, wanted, resource_version)
+
+
+def _annotations_patch(annotations, wanted, resource_version):
+    """Merge patch setting the wanted annotations (None removes one), or None when the node has them."""
     if all(annotations.get(k) == v for k, v in wanted.items()):
         return None
     patch = {'metadata': {'annotations': wanted}}
     if resource_version:
         patch['metadata']['resourceVersion'] = resource_version
     return patch
+
+
+def progress_patch(node, run_id, step, target=None, resource_version=None):
+    """Merge patch recording the step the node finished (and the target release).
+
+    None when the node already says so, or when this run did not cordon it: the uncordon removes
+    these annotations only from the nodes it cordoned, so it never writes them on others.
+    """
+    annotations = _annotations(node)
+    if annotations.get(CORDONED_BY) != run_id:
+        return None
+    wanted = {STEP: step}
+    if target:
+        wanted[TARGET] = target
+    return _annotations_patch(annotations, wanted, resource_version)
 
 
 def apply_merge_patch(obj, patch):

@@ -47,6 +47,8 @@ def detect_node_row(host, probe):
         },
         'installed_kernels': list(probe.get('installed_kernels') or []),
         'boot_default': probe.get('boot_default'),
+        # e.g. boot_default_unfixed: the next boot lands on an unfixed kernel
+        'findings': list(probe.get('findings') or []),
         'memcg': {key: memcg.get(key) for key in ('total', 'live', 'dying')},
         'read_ms': {'root': _latency_ms(probe, 'root'), 'kubepods': _latency_ms(probe, 'kubepods')},
         'kubelet': {
@@ -133,6 +135,8 @@ def detect_markdown(report):
             kernel['recommendation'] if kernel['upgrade_needed'] else '',
         ])
         details.extend('- %s: %s' % (row['host'], reason) for reason in row['reasons'])
+        details.extend('- %s: %s: %s' % (row['host'], finding['severity'], finding['message'])
+                       for finding in row['findings'])
         if row['kmem_leak_suspected']:
             details.append('- %s: RHEL 7 kmem accounting leak signs present' % row['host'])
     lines.append(markdown_table(
@@ -265,7 +269,8 @@ def mitigate_markdown(report):
 
 
 UPGRADE_SCHEMA_VERSION = 1
-UPGRADE_STATUSES = ('upgraded', 'failed', 'planned', 'already_fixed', 'not_started', 'unreachable')
+UPGRADE_STATUSES = ('upgraded', 'resumed', 'failed', 'planned', 'already_fixed', 'blocked', 'not_started',
+                    'unreachable')
 UPGRADE_STEPS = ('cordon', 'drain', 'boot', 'ready', 'finalize', 'uncordon')
 
 
@@ -297,8 +302,10 @@ def upgrade_node_row(host, node_name, state):
     row = {
         'host': host,
         'node': node_name,
-        # 'pending': planned for this run, but the rollout stopped before it reached the node.
-        'status': 'not_started' if state.get('status') in (None, 'pending') else state['status'],
+        # 'pending' or 'resume': planned for this run, but the rollout stopped before it reached the node.
+        'status': 'not_started' if state.get('status') in (None, 'pending', 'resume') else state['status'],
+        # why the node was resumed (left by an earlier run, or its boot default not fixed); None otherwise
+        'resumed': state.get('resumed') or None,
         'kernel_before': state.get('kernel_before'),
         'kernel_after': state.get('kernel_after'),
         'failed_step': state.get('failed_step'),
@@ -339,9 +346,10 @@ def upgrade_markdown(report):
         '',
         'Run %s, generated %s. %s' % (report['run_id'], report['generated_at'], outcome),
         '',
-        '%d hosts: %d upgraded, %d failed, %d planned, %d already fixed, %d not started, %d unreachable.' % (
-            summary['hosts'], summary['upgraded'], summary['failed'], summary['planned'],
-            summary['already_fixed'], summary['not_started'], summary['unreachable']),
+        '%d hosts: %d upgraded, %d resumed, %d failed, %d planned, %d already fixed, %d blocked, %d not started, '
+        '%d unreachable.' % (
+            summary['hosts'], summary['upgraded'], summary['resumed'], summary['failed'], summary['planned'],
+            summary['already_fixed'], summary['blocked'], summary['not_started'], summary['unreachable']),
         '',
     ]
     table = []
@@ -349,7 +357,7 @@ def upgrade_markdown(report):
         kernel = row['kernel_before'] or '-'
         if row['kernel_after'] and row['kernel_after'] != row['kernel_before']:
             kernel = '%s -> %s' % (kernel, row['kernel_after'])
-        notes = row['error'] or ''
+        notes = '; '.join(text for text in (row.get('resumed'), row['error']) if text)
         if row['admin_cordoned']:
             notes = (notes + '; ' if notes else '') + 'cordoned by an admin before the run: left cordoned'
         elif row['left_cordoned']:

@@ -30,6 +30,9 @@ description:
     A C(nodeops.memcg/failure) annotation recorded by this run is removed as well.
   - V(failed) records O(reason) in the C(nodeops.memcg/failure) annotation (and O(run_id) in
     C(nodeops.memcg/failure-run)). It never uncordons.
+  - V(progress) records the step of the upgrade the node finished in C(nodeops.memcg/step) (and
+    O(target) in C(nodeops.memcg/target)), so that a re-run knows where to resume; only on a node this
+    run cordoned (otherwise nothing changes). V(uncordoned) removes both with the cordon.
   - Each change is a merge patch carrying the node's C(resourceVersion) as a precondition, so a
     concurrent change (an admin cordoning the node meanwhile) is never overwritten; the module reads
     the node again and decides again, up to three times.
@@ -60,14 +63,23 @@ options:
     required: true
   state:
     description:
-      - V(cordoned), V(drained), V(uncordoned) or V(failed); see the description.
+      - V(cordoned), V(drained), V(uncordoned), V(failed) or V(progress); see the description.
     type: str
     required: true
-    choices: [cordoned, drained, uncordoned, failed]
+    choices: [cordoned, drained, uncordoned, failed, progress]
+  step:
+    description:
+      - The step of the upgrade the node finished, recorded with O(state=progress) (required there).
+    type: str
+    choices: [cordoned, drained, booted, healthy, committed]
+  target:
+    description:
+      - The kernel release the upgrade boots on the node, recorded with O(state=progress).
+    type: str
   run_id:
     description:
       - Identifies this upgrade run; the value of the C(nodeops.memcg/cordoned-by) annotation.
-      - Required with O(state=cordoned), O(state=drained) and O(state=uncordoned). Use the same value
+      - Required with O(state=cordoned), O(state=drained), O(state=uncordoned) and O(state=progress). Use the same value
         for the lock holder (M(nodeops.memcg.k8s_cluster_lock)).
     type: str
   adopt:
@@ -288,13 +300,14 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.nodeops.memcg.plugins.module_utils import kubectl as k8s
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
+from ansible_collections.nodeops.memcg.plugins.module_utils.rollout import NODE_STEPS
 
 ATTEMPTS = 3
 #: refusals worth asking the PodDisruptionBudgets about
 PDB_REASONS = ('pdb', 'multiple_pdbs', 'timeout')
 
 
-def plan(state, node, run_id, reason, adopt=False):
+def plan(state, node, run_id, reason, adopt=False, progress=(None, None)):
     """(patch or None, facts) for one state, from the node as read."""
     owner = k8s.cordon_owner(node, run_id)
     annotations = (node.get('metadata') or {}).get('annotations') or {}
@@ -321,6 +334,8 @@ def plan(state, node, run_id, reason, adopt=False):
                                              % (annotations.get(k8s.CORDONED_BY), run_id))
     elif state == 'failed':
         patch = k8s.failure_patch(node, reason, run_id, rv)
+    elif state == 'progress':
+        patch = k8s.progress_patch(node, run_id, progress[0], progress[1], rv)
     return patch, facts
 
 
@@ -329,7 +344,8 @@ def converge(module, kube, name, state):
     params = module.params
     for attempt in range(ATTEMPTS):
         node = kube.get_json('node', name)
-        patch, facts = plan(state, node, params['run_id'], params['reason'], params['adopt'])
+        patch, facts = plan(state, node, params['run_id'], params['reason'], params['adopt'],
+                            (params['step'], params['target']))
         if patch is None:
             return node, node, facts, False
         if module.check_mode:
@@ -415,7 +431,9 @@ def main():
         argument_spec=dict(
             k8s.KUBECTL_OPTIONS,
             name=dict(type='str', required=True),
-            state=dict(type='str', required=True, choices=['cordoned', 'drained', 'uncordoned', 'failed']),
+            state=dict(type='str', required=True, choices=['cordoned', 'drained', 'uncordoned', 'failed', 'progress']),
+            step=dict(type='str', choices=list(NODE_STEPS)),
+            target=dict(type='str'),
             run_id=dict(type='str'),
             adopt=dict(type='bool', default=False),
             reason=dict(type='str'),
@@ -431,6 +449,7 @@ def main():
             ('state', 'drained', ['run_id']),
             ('state', 'uncordoned', ['run_id']),
             ('state', 'failed', ['reason']),
+            ('state', 'progress', ['run_id', 'step']),
         ],
         supports_check_mode=True,
     )

@@ -18,7 +18,9 @@ description:
     node, the running kernel (C(status.nodeInfo.kernelVersion)) and the C(nodeops.memcg/*)
     annotations; optionally the pods on each node with their controller kind and readiness.
   - With O(wait_for) it polls until every named node meets the condition, or fails after
-    O(timeout) seconds with a message naming the node, the condition and the timeout.
+    O(timeout) seconds with a message naming the node, the condition and the timeout. Transient
+    API errors (the server unreachable, a 5xx or 429 answer, a dropped connection) are retried until
+    then (RV(wait.api_errors) counts them); each kubectl request's timeout is capped at the time left.
   - Runs on the host that holds the kubeconfig (usually C(delegate_to) the controller). The
     kubeconfig is passed to kubectl with C(--kubeconfig); the module never reads it.
 author:
@@ -164,6 +166,18 @@ nodes:
       type: str
       returned: always
       sample: node not Ready 600s after reboot
+    step:
+      description:
+        - The last step of the kernel upgrade the node finished (C(nodeops.memcg/step)), or null.
+        - V(cordoned), V(drained), V(booted), V(healthy) or V(committed); the uncordon removes it.
+      type: str
+      returned: always
+      sample: booted
+    target:
+      description: The kernel release the upgrade boots on the node (C(nodeops.memcg/target)), or null.
+      type: str
+      returned: always
+      sample: 5.4.225-1.el7.elrepo.x86_64
     annotations:
       description: All C(nodeops.memcg/*) annotations of the node.
       type: dict
@@ -238,7 +252,7 @@ wait:
   description: What was waited for, for how long, and whether it was met (null with O(wait_for=none)).
   returned: always
   type: dict
-  sample: {condition: daemonsets_ready, timeout: 600, seconds: 42.1, met: true, polls: 15}
+  sample: {condition: daemonsets_ready, timeout: 600, seconds: 42.1, met: true, polls: 15, api_errors: 2}
 '''
 
 import time
@@ -285,24 +299,37 @@ def report(wanted, nodes, pods, with_pods):
 
 
 def wait(kube, names, condition, timeout, include_pods, clock=None, sleep=None):
-    """Poll until every wanted node meets condition; return (wanted, nodes, pods, wait result)."""
+    """Poll until every wanted node meets condition; return (wanted, nodes, pods, wait result).
+
+    Transient API errors (unreachable, 5xx, 429, dropped connections) are retried until the deadline;
+    each kubectl request's timeout is capped at the time left, so no call outlasts the wait.
+    """
     clock = clock or time.time
     sleep = sleep or time.sleep
     start = clock()
     deadline = start + timeout
     polls = 0
+    api_errors = 0
     while True:
         polls += 1
-        wanted, nodes, pods = read(kube, names, include_pods or condition == 'daemonsets_ready')
-        pending = []
-        for name in wanted:
-            met, why = k8s.wait_condition_met(condition, nodes.get(name), pods.get(name))
-            if not met:
-                pending.append((name, why))
+        try:
+            wanted, nodes, pods = read(kube.capped(deadline - clock()), names,
+                                       include_pods or condition == 'daemonsets_ready')
+        except k8s.KubectlError as exc:
+            if not k8s.is_transient(exc):
+                raise
+            api_errors += 1
+            pending = [('-', 'the API did not answer (%d transient errors, the last: %s)' % (api_errors, exc))]
+        else:
+            pending = []
+            for name in wanted:
+                met, why = k8s.wait_condition_met(condition, nodes.get(name), pods.get(name))
+                if not met:
+                    pending.append((name, why))
         now = clock()
         if not pending:
             return wanted, nodes, pods, {'condition': condition, 'timeout': timeout, 'met': True, 'polls': polls,
-                                         'seconds': round(now - start, 1)}
+                                         'seconds': round(now - start, 1), 'api_errors': api_errors}
         if now >= deadline:
             details = '; '.join('node %s: %s' % (name, why) for name, why in pending)
             raise k8s.WaitTimeoutError('timed out after %ds waiting for %s on %d node(s): %s'

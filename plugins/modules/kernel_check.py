@@ -19,6 +19,8 @@ description:
     C(major.minor), never as strings.
   - Lists the installed kernels (rpm or dpkg) and the boot default (grubby or the GRUB
     environment block) where those tools exist; a missing tool is not an error.
+  - Classifies the boot default too. When the running kernel is fixed but the default entry is
+    not, the next boot lands on an unfixed kernel; RV(findings) carries that as a warning.
   - Read-only.
 author:
   - nodeops.memcg contributors (@nodeops)
@@ -41,6 +43,7 @@ options:
     description:
       - Kernel release to classify, as C(uname -r) prints it, instead of the running kernel
         read from C(<root>/proc/sys/kernel/osrelease).
+      - An empty value is an error (it never falls back to the running kernel).
     type: str
   list_installed:
     description:
@@ -194,6 +197,37 @@ boot_default:
   returned: always
   type: str
   sample: 5.4.225-1.el7.elrepo.x86_64
+boot_default_kernel:
+  description:
+    - The classification of RV(boot_default), with the keys of RV(kernel); null when the boot default
+      is unknown or O(list_installed=false).
+  returned: always
+  type: dict
+  sample: {release: 3.10.0-1160.el7.x86_64, stream: el7, status: severe, upgrade_needed: true}
+findings:
+  description:
+    - Findings about the boot default; empty when there are none or O(list_installed=false).
+    - RV(findings[].code) V(boot_default_unfixed) (severity V(warning)) says the running kernel is not
+      in need of an upgrade but the default boot entry is, so the next boot lands on an unfixed kernel.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    severity:
+      description: V(warning).
+      type: str
+      returned: always
+      sample: warning
+    code:
+      description: What was found, V(boot_default_unfixed).
+      type: str
+      returned: always
+      sample: boot_default_unfixed
+    message:
+      description: The finding in one sentence.
+      type: str
+      returned: always
+      sample: "next boot lands on an unfixed kernel: the default boot entry 3.10.0-1160.el7.x86_64 is severe while the running 5.4.225-1.el7.elrepo.x86_64 is fixed"
 '''
 
 import traceback
@@ -202,18 +236,23 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_inventory import module_tools, read_inventory
-from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_policy import classify
+from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_policy import assess_boot_default, classify
 from ansible_collections.nodeops.memcg.plugins.module_utils.procfs import read_osrelease
 
 
 def check_kernel(module):
     params = module.params
     root = params['root']
-    release = params['release'] or read_osrelease(root)
-    kernel = classify(release, params['policy_overrides'])
-    result = dict(kernel, changed=False, kernel=kernel, installed_kernels=[], boot_default=None)
+    release = params['release']
+    if release is not None and not release.strip():
+        raise MemcgError('release is empty: give a kernel release or leave the option out to classify the '
+                         'running kernel')
+    kernel = classify(release or read_osrelease(root), params['policy_overrides'])
+    result = dict(kernel, changed=False, kernel=kernel, installed_kernels=[], boot_default=None,
+                  boot_default_kernel=None, findings=[])
     if params['list_installed']:
         result.update(read_inventory(root, *module_tools(module)))
+        result.update(assess_boot_default(kernel, result['boot_default'], params['policy_overrides']))
     return result
 
 

@@ -411,6 +411,38 @@ boot_default:
   returned: always
   type: str
   sample: 5.4.225-1.el7.elrepo.x86_64
+boot_default_kernel:
+  description:
+    - The classification of RV(boot_default), as M(nodeops.memcg.kernel_check) returns it (the keys of
+      RV(kernel)); null when the boot default is unknown or O(list_installed=false).
+  returned: always
+  type: dict
+  sample: {release: 3.10.0-1160.el7.x86_64, stream: el7, status: severe, upgrade_needed: true}
+findings:
+  description:
+    - Findings about the boot default, as M(nodeops.memcg.kernel_check) returns them; empty when there
+      are none or O(list_installed=false).
+    - Code V(boot_default_unfixed) (severity V(warning)) says the running kernel is not in need of an
+      upgrade but the default boot entry is, so the next boot lands on an unfixed kernel.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    severity:
+      description: V(warning).
+      type: str
+      returned: always
+      sample: warning
+    code:
+      description: What was found, V(boot_default_unfixed).
+      type: str
+      returned: always
+      sample: boot_default_unfixed
+    message:
+      description: The finding in one sentence.
+      type: str
+      returned: always
+      sample: "next boot lands on an unfixed kernel: the default boot entry 3.10.0-1160.el7.x86_64 is severe"
 textfile:
   description: The metrics textfile; null without O(textfile_dir).
   returned: always
@@ -447,6 +479,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_inventory import module_tools, read_inventory
+from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_policy import assess_boot_default
 from ansible_collections.nodeops.memcg.plugins.module_utils.metrics import render_textfile, textfile_path, write_textfile
 from ansible_collections.nodeops.memcg.plugins.module_utils.probe import THRESHOLDS_OPTION, collect
 
@@ -465,9 +498,11 @@ def probe_node(module):
         thresholds=params['thresholds'],
         kernel_overrides=params['policy_overrides'],
     )
-    result.update(installed_kernels=[], boot_default=None, textfile=None, changed=False)
+    result.update(installed_kernels=[], boot_default=None, boot_default_kernel=None, findings=[],
+                  textfile=None, changed=False)
     if params['list_installed']:
         result.update(read_inventory(params['root'], *module_tools(module)))
+        result.update(assess_boot_default(result['kernel'], result['boot_default'], params['policy_overrides']))
     if path:
         # The content carries the probe's timestamp, so every run rewrites it.
         result['changed'] = True

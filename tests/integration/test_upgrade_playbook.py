@@ -25,6 +25,8 @@ NEW = '5.4.225-1.el7.elrepo.x86_64'
 CORDONED_BY = 'nodeops.memcg/cordoned-by'
 FAILURE = 'nodeops.memcg/failure'
 LEASES = '/apis/coordination.k8s.io/v1/namespaces/kube-system/leases'
+QUIET_THRESHOLDS = {'warn_dying': 10 ** 6, 'warn_dying_ratio_min': 10 ** 6, 'critical_dying': 2 * 10 ** 6,
+                    'warn_read_ms': 10 ** 5, 'critical_read_ms': 2 * 10 ** 5, 'warn_kubelet_system_percent': 100}
 
 
 def cluster(fake, nodes, kernel=OLD):
@@ -51,9 +53,12 @@ def upgrade(ansible_env, kube_env, fake, kubeconfig, kubectl_bin, tmp_path, node
         'kernel_upgrade_node_procedure': PROCEDURE, 'kernel_upgrade_kubelet_service': '',
         'kernel_upgrade_ready_timeout': 10, 'kernel_upgrade_daemonsets_timeout': 10,
         'kernel_upgrade_drain_timeout': 12, 'kernel_upgrade_report_dir': str(tmp_path / 'report'),
-        'fake_kube_url': fake.url, 'fake_target_release': NEW,
+        'fake_kube_url': fake.url, 'fake_target_release': NEW, 'fake_boot_dir': str(tmp_path / 'boot'),
+        # every node is this shared machine, where other tests make dying memcgs: the gate's probe must not see them
+        'kernel_upgrade_thresholds': QUIET_THRESHOLDS,
     }
     variables.update(extra)
+    os.makedirs(variables['fake_boot_dir'], exist_ok=True)
     return run_playbook(env, PLAYBOOK, inventory(tmp_path, nodes), variables, *flags)
 
 
@@ -119,8 +124,9 @@ def test_pdb_blocking_a_drain_stops_the_rollout_there(rollout, fake_kube, tmp_pa
     cluster(fake_kube, nodes)
     fake_kube.add_pod('db-0', 'n2', owner='StatefulSet/db', labels={'app': 'db'})
     fake_kube.add_pdb('db', match_labels={'app': 'db'}, min_available=1)
-    result = rollout(nodes)
+    result = rollout(nodes, kernel_upgrade_preflight_drain='warn')  # the preflight names it; the run goes on
     assert result.returncode != 0
+    assert 'WARNING: the preflight dry-run drain would be refused on n2 (the rollout will stop there)' in result.stdout
     assert 'stopped at node n2, step drain' in result.stdout
     assert 'db-0' in result.stdout and 'db' in result.stdout
     assert fake_kube.node('n1')['status']['nodeInfo']['kernelVersion'] == NEW
@@ -159,11 +165,13 @@ def test_admin_cordoned_node_stays_cordoned(rollout, fake_kube, tmp_path):
     nodes = ['n1', 'n2', 'n3']
     cluster(fake_kube, nodes)
     fake_kube.add_node('n4', kernel=NEW, unschedulable=True)  # cordoned by an admin, outside the rollout
-    refused = rollout(nodes)
-    assert refused.returncode != 0 and 'already NotReady or unschedulable (n4)' in refused.stdout
+    refused = rollout(nodes)  # the budget is the batch: n4 would be one more
+    assert refused.returncode != 0
+    assert ("the batch n1 would make 2 nodes unavailable at once, over kernel_upgrade_max_unavailable '' "
+            "(the batch size) (1 of 4 workers): already NotReady or unschedulable: n4") in refused.stdout
     assert changes(fake_kube) == []
 
-    result = rollout(nodes + ['n4'], kernel_upgrade_max_unavailable=1)
+    result = rollout(nodes + ['n4'], kernel_upgrade_max_unavailable=2)
     assert result.returncode == 0, result.stdout
     assert fake_kube.node('n4')['spec'].get('unschedulable') is True
     assert CORDONED_BY not in annotations(fake_kube, 'n4')
@@ -175,7 +183,7 @@ def test_admin_cordoned_node_stays_cordoned(rollout, fake_kube, tmp_path):
 def test_admin_cordoned_node_to_upgrade_is_upgraded_and_left_cordoned(rollout, fake_kube, tmp_path):
     cluster(fake_kube, ['n1'])
     fake_kube.add_node('n2', unschedulable=True)
-    result = rollout(['n1', 'n2'], kernel_upgrade_max_unavailable=1)
+    result = rollout(['n1', 'n2'], kernel_upgrade_max_unavailable='100%')
     assert result.returncode == 0, result.stdout
     assert fake_kube.node('n2')['status']['nodeInfo']['kernelVersion'] == NEW
     assert fake_kube.node('n2')['spec'].get('unschedulable') is True

@@ -226,7 +226,8 @@ def test_webhook_stopped_on_a_pdb_failure_names_node_and_step(rollout, fake_kube
     cluster(fake_kube, nodes)
     fake_kube.add_pod('db-0', 'n1', owner='StatefulSet/db', labels={'app': 'db'})
     fake_kube.add_pdb('db', match_labels={'app': 'db'}, min_available=1)
-    result = rollout(nodes, kernel_upgrade_drain_timeout=5, kernel_upgrade_webhook_url=receiver.url)
+    result = rollout(nodes, kernel_upgrade_drain_timeout=5, kernel_upgrade_webhook_url=receiver.url,
+                     kernel_upgrade_preflight_drain='warn')
     assert result.returncode != 0 and 'stopped at node n1, step drain' in result.stdout
     assert receiver.events() == ['started', 'stopped']
     stopped = receiver.posts[1]['body']

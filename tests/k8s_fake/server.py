@@ -46,6 +46,13 @@ from .store import DEFAULT_KERNEL, Store, pod_status, random_suffix  # noqa: E40
 LISTEN_HOST = '127.0.0.1'
 PUBLIC_PATHS = ('/version', '/healthz', '/livez', '/readyz')
 MUTATING = ('POST', 'PUT', 'PATCH', 'DELETE')
+# What a real API server (or the load balancer in front of it) answers while it is briefly unavailable.
+TRANSIENT_STATUS = {
+    429: ('TooManyRequests', 'the server has received too many requests and has asked us to try again later'),
+    500: ('InternalError', 'an error on the server ("etcdserver: leader changed") has prevented the request from '
+                           'succeeding'),
+    503: ('ServiceUnavailable', 'the server is currently unable to handle the request'),
+}
 PATCH_TYPES = {'application/json-patch+json': 'json', 'application/merge-patch+json': 'merge',
                'application/strategic-merge-patch+json': 'strategic'}
 
@@ -206,6 +213,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if fake.hangs(path):
             self._hang()
             return
+        blip = fake.blipping(path)
+        if blip is not None:
+            self._blip(blip, method, path, query, content_type)
+            return
         if fake.delay:
             fake.stopping.wait(fake.delay)
         body = None
@@ -265,6 +276,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
         while fake.hangs(self.path) and not fake.stopping.is_set() and not self.client_gone():
             fake.stopping.wait(0.1)
         self.close_connection = True
+
+    def _blip(self, code, method, path, query, content_type):
+        """A transient failure: 0 drops the connection unanswered, else the Status a real server sends."""
+        fake = self.server.fake
+        fake.record(method, path, query, code, self.headers.get('Accept') or '', content_type, None, False)
+        self.recorded = True
+        if code == 0:
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        reason, message = TRANSIENT_STATUS.get(code, ('InternalError', 'an error on the server has prevented the '
+                                                                        'request from succeeding'))
+        self._send(code, ApiError(code, reason, message).status())
 
     # ------------------------------------------------------------ the API
 
@@ -533,6 +560,7 @@ class FakeKube:
         self.token = 'fake-' + secrets.token_hex(12)
         self.stopping = threading.Event()
         self._hang_patterns = []
+        self._blip = None  # (pattern, status code or 0 for a dropped connection, until time.monotonic())
         self._log_lock = threading.Lock()
         self._mutations = []
         self._requests = []
@@ -646,6 +674,20 @@ class FakeKube:
     def hangs(self, path):
         return any(p.search(path) for p in self._hang_patterns)
 
+    def blip(self, pattern, status=503, seconds=3.0):
+        """For `seconds` from now, requests whose path matches fail transiently: `status` 429, 500 or 503
+        with its Status body, or 0 for a connection closed without an answer."""
+        if status not in (0,) + tuple(TRANSIENT_STATUS):
+            raise ValueError('blip status must be 0, %s, got %r' % (', '.join(map(str, TRANSIENT_STATUS)), status))
+        self._blip = (re.compile(pattern), int(status), time.monotonic() + float(seconds))
+
+    def blipping(self, path):
+        """The status a request on `path` fails with now, or None."""
+        blip = self._blip
+        if blip is None or time.monotonic() >= blip[2] or not blip[0].search(path):
+            return None
+        return blip[1]
+
     def set_node_never_ready(self, name, never=True):
         """The node goes NotReady now and stays NotReady whatever it (or the admin endpoint) reports later."""
         with self.store.lock:
@@ -656,11 +698,17 @@ class FakeKube:
                 self.store.never_ready.discard(name)
 
     def failures(self):
+        blip = self._blip
         return {'delay': self.delay, 'hang': [p.pattern for p in self._hang_patterns],
-                'never_ready': sorted(self.store.never_ready)}
+                'never_ready': sorted(self.store.never_ready),
+                'blip': {'pattern': blip[0].pattern, 'status': blip[1],
+                         'seconds_left': round(max(0.0, blip[2] - time.monotonic()), 1)} if blip else None}
 
-    def set_failures(self, delay=None, hang=None, never_ready=None):
-        """The admin endpoint's POST /_fake/failures: each given key replaces that switch."""
+    def set_failures(self, delay=None, hang=None, never_ready=None, blip=None):
+        """The admin endpoint's POST /_fake/failures: each given key replaces that switch
+        (blip: {pattern, status, seconds}, see blip())."""
+        if blip is not None:
+            self.blip(blip['pattern'], int(blip.get('status', 503)), float(blip.get('seconds', 3)))
         if delay is not None:
             self.delay = float(delay)
         if hang is not None:

@@ -381,3 +381,11 @@ def test_parse_grubenv():
 ])
 def test_saved_entry_release(entry, expected):
     assert saved_entry_release(entry) == expected
+
+
+def test_boot_findings_warn_only_when_the_next_boot_leaves_a_fixed_kernel():
+    from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_policy import boot_findings
+    fixed, severe = classify('5.4.225-1.el7.elrepo.x86_64'), classify('3.10.0-1160.el7.x86_64')
+    assert [f['code'] for f in boot_findings(fixed, severe)] == ['boot_default_unfixed']
+    assert boot_findings(fixed, fixed) == [] and boot_findings(fixed, None) == []
+    assert boot_findings(severe, severe) == []  # the running kernel's own status already says it

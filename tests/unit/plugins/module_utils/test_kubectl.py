@@ -161,7 +161,7 @@ def test_node_summary_of_a_real_worker():
         'name': 'worker-1', 'ready': True, 'ready_status': 'True', 'unschedulable': False,
         'control_plane': False, 'kernel_version': '3.10.0-1160.119.1.el7.x86_64',
         'kubelet_version': 'v1.27.13', 'os_image': 'CentOS Linux 7 (Core)',
-        'cordoned_by': None, 'failure': None, 'annotations': {}}
+        'cordoned_by': None, 'failure': None, 'step': None, 'target': None, 'annotations': {}}
 
 
 @pytest.mark.parametrize('label', ['node-role.kubernetes.io/control-plane', 'node-role.kubernetes.io/master'])
@@ -680,3 +680,30 @@ def test_kubectl_for_missing_binary():
         k8s.kubectl_for(FakeModule({'kubectl': 'kubectl'}, found=None))
     with pytest.raises(MemcgError, match='does not exist or is not executable'):
         k8s.kubectl_for(FakeModule({'kubectl': '/nonexistent/kubectl'}))
+
+
+# ---------------------------------------------------------------- transient errors, capped request timeouts
+
+
+@pytest.mark.parametrize('stderr, transient', [
+    ('Error from server (ServiceUnavailable): the server is currently unable to handle the request', True),
+    ('Error from server (TooManyRequests): the server has received too many requests', True),
+    ('Error from server (InternalError): an error on the server ("etcdserver: leader changed")', True),
+    ('Unable to connect to the server: EOF', True),
+    ('Get "https://10.0.0.1:6443/api/v1/nodes": read tcp 10.0.0.2:5->10.0.0.1:6443: read: connection reset by peer', True),
+    ('The connection to the server 10.0.0.1:6443 was refused - did you specify the right host or port?', True),
+    ('Error from server (Forbidden): nodes is forbidden', False),
+    ('Error from server (NotFound): nodes "n9" not found', False),
+    ('error: context "prod" does not exist', False),
+    ('Error from server (BadRequest): invalid field selector', False),
+])
+def test_is_transient(stderr, transient):
+    assert k8s.is_transient(k8s.map_error(stderr, 'nodes')) is transient
+
+
+def test_capped_caps_the_request_timeout_at_the_time_left_and_keeps_the_rest():
+    client, runner = kube(kubeconfig='/k', context='c', request_timeout=30)
+    assert client.capped(12.2).base_argv() == ['/usr/local/bin/kubectl', '--kubeconfig', '/k', '--context', 'c',
+                                               '--request-timeout', '13s']
+    assert client.capped(100).request_timeout == 30 and client.capped(0.01).request_timeout == 1
+    assert kube(request_timeout=0)[0].capped(5).request_timeout == 5

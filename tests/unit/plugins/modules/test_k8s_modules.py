@@ -371,7 +371,28 @@ def test_failed_annotates_and_keeps_the_cordon(cluster):
     assert not failed and result['changed'] is False and len(fake.mutating()) == 1
 
 
+def test_progress_is_recorded_only_on_our_cordon_and_removed_by_the_uncordon(cluster):
+    fake = cluster(nodes=[make_node('worker-1', unschedulable=True, annotations={k8s.CORDONED_BY: 'run-1'}),
+                          make_node('worker-2', unschedulable=True)])
+    args = node_args(state='progress', run_id='run-1', step='booted', target='5.4.225-1.el7.elrepo.x86_64')
+    result, failed = run(k8s_node.main, args, check_mode=True)
+    assert not failed and result['changed'] is True and fake.mutating() == []
+    result, failed = run(k8s_node.main, args)
+    assert not failed and result['changed'] is True
+    assert fake.store[('nodes', None, 'worker-1')]['metadata']['annotations'] == {
+        k8s.CORDONED_BY: 'run-1', k8s.STEP: 'booted', k8s.TARGET: '5.4.225-1.el7.elrepo.x86_64'}
+    result, failed = run(k8s_node.main, args)
+    assert not failed and result['changed'] is False and len(fake.mutating()) == 1
+    # an admin's cordon (or another run's) is not this run's to annotate
+    result, failed = run(k8s_node.main, dict(args, name='worker-2'))
+    assert not failed and result['changed'] is False and len(fake.mutating()) == 1
+    result, failed = run(k8s_node.main, node_args(state='uncordoned', run_id='run-1'))
+    assert not failed and fake.store[('nodes', None, 'worker-1')]['metadata']['annotations'] == {}
+
+
 @pytest.mark.parametrize('args, message', [
+    ({'state': 'progress', 'run_id': 'r'}, 'state is progress but all of the following are missing: step'),
+    ({'state': 'progress', 'run_id': 'r', 'step': 'rebooted'}, 'value of step must be one of'),
     ({'state': 'cordoned'}, 'state is cordoned but all of the following are missing: run_id'),
     ({'state': 'drained'}, 'state is drained but all of the following are missing: run_id'),
     ({'state': 'uncordoned'}, 'state is uncordoned but all of the following are missing: run_id'),
@@ -599,7 +620,8 @@ def test_node_info_waits_until_ready(cluster):
             mock.patch.object(k8s_node_info.time, 'sleep', sleep):
         result, failed = run(k8s_node_info.main, {'names': ['worker-2'], 'wait_for': 'ready', 'timeout': 60})
     assert not failed, result['msg']
-    assert result['wait'] == {'condition': 'ready', 'timeout': 60, 'met': True, 'polls': 3, 'seconds': 6.0}
+    assert result['wait'] == {'condition': 'ready', 'timeout': 60, 'met': True, 'polls': 3, 'seconds': 6.0,
+                              'api_errors': 0}
     assert result['not_ready'] == []
 
 
@@ -616,6 +638,60 @@ def test_node_info_wait_times_out_naming_node_condition_and_timeout(cluster):
                              'DaemonSet pods not Ready: kube-system/kube-proxy-x7k2p; node worker-2: its Ready '
                              'condition is False')
     assert sum(clock.slept) == 10
+
+
+BLIPS = [
+    server_error('ServiceUnavailable', 'the server is currently unable to handle the request'),
+    server_error('TooManyRequests', 'the server has received too many requests and has asked us to try again later'),
+    server_error('InternalError', 'an error on the server ("etcdserver: leader changed") has prevented the request'),
+    (1, '', 'Unable to connect to the server: EOF\n'),
+    (1, '', 'The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?\n'),
+]
+
+
+def test_node_info_wait_rides_out_api_blips_with_request_timeouts_capped_at_the_time_left(cluster):
+    fake = info_cluster(cluster)
+    clock = Clock()
+    answers = list(BLIPS)
+    argvs = []
+
+    def blipping(argv, data=None):
+        argvs.append(argv)
+        return answers.pop(0) if answers else fake(argv, data)
+    with mock.patch.object(k8s_node_info.time, 'time', clock.time), \
+            mock.patch.object(k8s_node_info.time, 'sleep', clock.sleep), \
+            mock.patch.object(basic.AnsibleModule, 'run_command', lambda self, argv, **kw: blipping(argv, kw.get('data'))):
+        result, failed = run(k8s_node_info.main, {'names': ['worker-1'], 'wait_for': 'ready', 'timeout': 20,
+                                                  'request_timeout': 30})
+    assert not failed, result['msg']
+    assert result['wait']['met'] is True and result['wait']['api_errors'] == 5 and result['wait']['polls'] == 6
+    timeouts = [int(argv[argv.index('--request-timeout') + 1][:-1]) for argv in argvs]
+    assert timeouts == [20, 17, 14, 11, 8, 5]  # the time left (3 s per poll), never the configured 30
+
+
+def test_node_info_wait_fails_at_once_on_an_error_that_is_not_transient(cluster):
+    info_cluster(cluster)
+    clock = Clock()
+    forbidden = server_error('Forbidden', 'nodes is forbidden: User "ci" cannot list resource "nodes"')
+    with mock.patch.object(k8s_node_info.time, 'time', clock.time), \
+            mock.patch.object(k8s_node_info.time, 'sleep', clock.sleep), \
+            mock.patch.object(basic.AnsibleModule, 'run_command', lambda self, argv, **kw: forbidden):
+        result, failed = run(k8s_node_info.main, {'names': ['worker-1'], 'wait_for': 'ready', 'timeout': 20})
+    assert failed and result['msg'].startswith('not allowed to access nodes')
+    assert clock.slept == []
+
+
+def test_node_info_wait_that_never_reaches_the_api_names_the_last_error(cluster):
+    info_cluster(cluster)
+    clock = Clock()
+    with mock.patch.object(k8s_node_info.time, 'time', clock.time), \
+            mock.patch.object(k8s_node_info.time, 'sleep', clock.sleep), \
+            mock.patch.object(basic.AnsibleModule, 'run_command', lambda self, argv, **kw: BLIPS[0]):
+        result, failed = run(k8s_node_info.main, {'names': ['worker-1'], 'wait_for': 'ready', 'timeout': 10})
+    assert failed
+    assert result['msg'].startswith('timed out after 10s waiting for ready on 1 node(s): node -: the API did not '
+                                    'answer (5 transient errors, the last: the API server refused the request on nodes '
+                                    '(ServiceUnavailable)')
 
 
 def test_node_info_bad_timeout(cluster):

@@ -240,3 +240,34 @@ def test_missing_osrelease_fails_naming_the_path(tmp_path):
         result, failed = run_module(kernel_check.main, {'root': str(tmp_path)})
     assert failed
     assert str(tmp_path / 'proc/sys/kernel/osrelease') in result['msg']
+
+
+def test_boot_default_is_classified_without_finding_when_it_is_fixed(root):
+    with no_tools():
+        result, failed = run_module(kernel_check.main, {'root': str(root)})
+    assert not failed
+    assert result['boot_default_kernel']['status'] == 'fixed'
+    assert result['findings'] == []
+
+
+def test_next_boot_on_an_unfixed_kernel_is_a_warning_finding(root):
+    # the fixed kernel was booted once and never committed: the default still names the old one
+    (root / 'proc/sys/kernel/osrelease').write_text(u'5.10.0-0.deb10.16-amd64\n')
+    grubenv = '# GRUB Environment Block\nsaved_entry=gnulinux-advanced-x>gnulinux-4.19.0-26-amd64-advanced-x\n'
+    (root / 'boot/grub/grubenv').write_text(grubenv + '#' * (1024 - len(grubenv)))
+    with no_tools():
+        result, failed = run_module(kernel_check.main, {'root': str(root)})
+    assert not failed
+    assert result['status'] == 'fixed' and result['boot_default'] == '4.19.0-26-amd64'
+    assert result['boot_default_kernel']['status'] == 'degraded'
+    assert [(f['severity'], f['code']) for f in result['findings']] == [('warning', 'boot_default_unfixed')]
+    assert 'next boot lands on an unfixed kernel' in result['findings'][0]['message']
+    assert '4.19.0-26-amd64' in result['findings'][0]['message']
+
+
+@pytest.mark.parametrize('release', ['', '   '])
+def test_empty_release_is_an_error_not_the_running_kernel(root, release):
+    with no_tools():
+        result, failed = run_module(kernel_check.main, {'root': str(root), 'release': release})
+    assert failed
+    assert 'release is empty' in result['msg']
