@@ -214,10 +214,10 @@ def test_boot_default_finding_is_a_row_field_and_a_reason_line():
     finding = {'severity': 'warning', 'code': 'boot_default_unfixed',
                'message': 'next boot lands on an unfixed kernel: the default boot entry 3.10.0-1160.el7.x86_64 is '
                           'severe while the running 5.4.225-1.el7.elrepo.x86_64 is fixed'}
-    check = {'kernel': {'release': '5.4.225-1.el7.elrepo.x86_64', 'stream': 'elrepo', 'status': 'fixed'},
-             'boot_default': '3.10.0-1160.el7.x86_64', 'findings': [finding]}
-    row = report.detect_node_row('node-a', detect_fact(probe_result('ok', dying=3, root_ms=1.2), check))
+    probe = dict(probe_result('ok', dying=3, root_ms=1.2), boot_default='3.10.0-1160.el7.x86_64',
+                 findings=[finding])
+    row = report.detect_node_row('node-a', probe)
     assert row['findings'] == [finding]
     text = report.detect_markdown(report.detect_report([row], 'T'))
     assert '- node-a: warning: next boot lands on an unfixed kernel: the default boot entry' in text
-    assert report.detect_node_row('node-b', detect_fact(probe_result()))['findings'] == []
+    assert report.detect_node_row('node-b', probe_result())['findings'] == []

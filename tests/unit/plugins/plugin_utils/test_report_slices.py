@@ -20,7 +20,7 @@ def detect_row(host, verdict='ok', upgrade_needed=False):
     probe = {'verdict': verdict, 'reasons': [], 'memcg': {'total': 10, 'live': 5, 'dying': 5},
              'kernel': {'release': '5.4.0', 'stream': 'upstream', 'status': 'degraded' if upgrade_needed else 'fixed',
                         'upgrade_needed': upgrade_needed}}
-    return report.detect_node_row(host, {'probe': probe})
+    return report.detect_node_row(host, probe)
 
 
 def detect_slice(name, rows):
@@ -30,7 +30,7 @@ def detect_slice(name, rows):
 
 def fleet_rows():
     return [detect_row('n1', 'warn', upgrade_needed=True), detect_row('n2'), detect_row('n3', 'critical'),
-            report.detect_node_row('n4', {'unreachable': True, 'error': 'ssh: no route'}), detect_row('n5')]
+            report.detect_node_row('n4', {'unreachable': True, 'msg': 'ssh: no route'}), detect_row('n5')]
 
 
 def test_merge_equals_the_unsliced_report_with_the_slices_listed():
