@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tests'))
 
-import conftest  # noqa: E402,F401  importing it makes the collection importable
+from conftest import REPO_ROOT  # noqa: E402  importing it makes the collection importable
 from integration import memcg_lab  # noqa: E402
 from ansible_collections.nodeops.memcg.plugins.module_utils import probe  # noqa: E402
 
@@ -72,7 +72,8 @@ def main():
     parser.add_argument('--dying', type=int, default=10000)
     parser.add_argument('--repeat', type=int, default=3)
     args = parser.parse_args()
-    print('kernel %s, %d CPUs, load average %.2f %.2f %.2f' % ((os.uname().release, os.cpu_count()) + os.getloadavg()))
+    print('collection %s; kernel %s, %d CPUs, load average %.2f %.2f %.2f' % (
+        (REPO_ROOT, os.uname().release, os.cpu_count()) + os.getloadavg()))
     bench_probe(args.live, args.dying, args.repeat)
 
 

@@ -35,7 +35,7 @@ attributes:
   check_mode:
     support: full
     description:
-      - Measures the same way. With O(textfile_dir) it reports RV(changed) and writes nothing.
+      - Measures the same way. With O(textfile_dir) it reports a change and writes nothing.
   diff_mode:
     support: none
     description: The only file it writes is generated metrics; there is no diff to show.
@@ -77,7 +77,7 @@ options:
     description:
       - Absolute path of the node_exporter textfile collector directory. When set, the module
         writes its metrics (docs/metrics.md) to C(nodeops_memcg.prom) in it, atomically (a hidden
-        temporary file in the same directory, then a rename), and reports RV(changed).
+        temporary file in the same directory, then a rename), and reports a change.
       - The directory must exist. The path is on the node, not under O(root).
     type: path
 seealso:

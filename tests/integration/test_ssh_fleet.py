@@ -150,11 +150,13 @@ def test_detect_reports_every_host_with_its_status(fleet, fleet_env, tmp_path):
 
 def test_mitigate_check_mode_would_drop_and_drops_nothing(fleet, fleet_env, tmp_path):
     # warn_dying 0: every node's verdict opens the gate, so the apply play runs on all of them.
+    report_dir = tmp_path / 'report'
+    report_dir.mkdir()  # existing: the only change check mode may announce is the drop each node would make
     result = run_playbook(fleet_env, 'nodeops.memcg.mitigate', fleet.inventory, {
-        'mitigate_report_dir': str(tmp_path / 'report'), 'mitigate_thresholds': {'warn_dying': 0},
+        'mitigate_report_dir': str(report_dir), 'mitigate_thresholds': {'warn_dying': 0},
         'mitigate_max_parallel': 10}, '--become', '--forks', FORKS, '--check')
     assert fleet.drops() == {host.spec.name: '' for host in fleet.hosts if host.spec.sshd}, 'check mode dropped caches'
-    assert not os.path.exists(tmp_path / 'report'), 'check mode wrote the report'
+    assert list(report_dir.iterdir()) == [], 'check mode wrote the report'
     rows = printed_rows(result.stdout, 'Memory cgroup mitigation report')
     assert sorted(rows) == sorted(host.spec.name for host in fleet.hosts), result.stdout
     for names in by_version(fleet).values():
