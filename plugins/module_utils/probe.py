@@ -17,7 +17,7 @@ import re
 
 from ansible_collections.nodeops.memcg.plugins.module_utils import bounded, cgroups, kernel_log, procfs
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
-from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_policy import classify
+from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_policy import classify, validate_policy
 
 # Starting points from KERNEL_FACTS.md (engineering judgement; every one can be overridden).
 # warn_kubelet_system_percent is percent of one CPU spent by kubelet in the kernel: a healthy
@@ -262,6 +262,7 @@ def collect(root='/', kubelet_name='kubelet', kubelet_pid=None, cpu_interval_s=1
     if root == '':
         raise MemcgError("root must not be empty; leave it out for '/'")
     applied, read_timeout_s = validate_options(cpu_interval_s, stat_reads, read_timeout_s, thresholds)
+    validate_policy(list(kernel_overrides or []), 'policy_overrides')
     release = procfs.read_osrelease(root)
     kernel = classify(release, kernel_overrides)
 

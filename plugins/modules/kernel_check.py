@@ -215,7 +215,7 @@ from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_inventory imp
     parse_rpm_kernels,
     saved_entry_release,
 )
-from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_policy import classify
+from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_policy import classify, validate_policy
 from ansible_collections.nodeops.memcg.plugins.module_utils.procfs import read_osrelease
 
 
@@ -272,6 +272,10 @@ def boot_default(module, root):
 
 def check_kernel(module):
     params = module.params
+    for key in ('release', 'root'):  # left out they mean the running kernel and '/'; empty is a mistake
+        if params[key] is not None and not params[key].strip():
+            raise MemcgError('%s must not be empty, got %r; leave it out for the default' % (key, params[key]))
+    validate_policy(list(params['policy_overrides'] or []), 'policy_overrides')
     root = params['root']
     release = params['release'] or read_osrelease(root)
     kernel = classify(release, params['policy_overrides'])

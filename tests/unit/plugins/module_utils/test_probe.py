@@ -332,6 +332,8 @@ def test_read_timeout_default_is_critical_read_ms_plus_margin(tmp_path):
     ({'read_timeout_s': float('nan')}, 'read_timeout must be a finite number, got nan'),
     ({'read_timeout_s': 601}, 'read_timeout must be over 0.0 and at most 600.0 seconds, got 601'),
     ({'root': ''}, "root must not be empty; leave it out for '/'"),
+    ({'kernel_overrides': [{'match': 'el7', 'version_pattern': r'^(\d+)?', 'fixed_from': '5.2'}]},
+     r'policy_overrides\[0\]: version_pattern .* optional'),
 ])
 def test_collect_refuses_bad_options_before_reading(tmp_path, kwargs, message):
     # tmp_path is an empty tree: any read would fail with another message.

@@ -240,3 +240,16 @@ def test_missing_osrelease_fails_naming_the_path(tmp_path):
         result, failed = run_module(kernel_check.main, {'root': str(tmp_path)})
     assert failed
     assert str(tmp_path / 'proc/sys/kernel/osrelease') in result['msg']
+
+
+@pytest.mark.parametrize('args, message', [
+    ({'release': ''}, "release must not be empty, got ''; leave it out for the default"),
+    ({'release': '  '}, "release must not be empty, got '  '"),
+    ({'root': ''}, "root must not be empty, got ''"),
+    ({'release': '5.4.0-1.el7', 'policy_overrides': [{'match': 'x', 'version_pattern': r'^(\d+)?', 'fixed_from': '5.2'}]},
+     'policy_overrides[0]: version_pattern'),
+])
+def test_empty_strings_and_bad_overrides_are_refused_before_anything_is_read(tmp_path, args, message):
+    with no_tools():
+        result, failed = run_module(kernel_check.main, dict({'list_installed': True}, **args))
+    assert failed and message in result['msg'], result['msg']
