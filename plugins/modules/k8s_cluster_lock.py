@@ -60,7 +60,7 @@ options:
     description:
       - Who takes or releases the lock - the run id of the upgrade (the same value as the
         O(nodeops.memcg.k8s_node#module:run_id) of M(nodeops.memcg.k8s_node)).
-      - Letters, digits and C(. _ : @ + -), starting with a letter or digit, at most 128 characters.
+      - Letters, digits and the characters C(._:@+-), starting with a letter or digit, at most 128 characters.
     type: str
     required: true
   ttl:

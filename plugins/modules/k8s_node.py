@@ -70,7 +70,7 @@ options:
       - Identifies this upgrade run; the value of the C(nodeops.memcg/cordoned-by) annotation.
       - Required with O(state=cordoned), O(state=drained) and O(state=uncordoned). Use the same value
         for the lock holder (M(nodeops.memcg.k8s_cluster_lock)).
-      - Letters, digits and C(. _ : @ + -), starting with a letter or digit, at most 128 characters.
+      - Letters, digits and the characters C(._:@+-), starting with a letter or digit, at most 128 characters.
     type: str
   adopt:
     description:
