@@ -17,7 +17,20 @@ ARGUMENT_SPEC = dict(
     dest=dict(type='path', required=True),
     files=dict(type='dict', required=True),
     mode=dict(type='str', default='0644'),
+    unchanged_since=dict(type='float'),
+    clash_suffix=dict(type='str'),
 )
+
+
+def with_suffix(name, suffix):
+    """detect.json + -20261202T030000Z -> detect-20261202T030000Z.json"""
+    stem, ext = os.path.splitext(name)
+    return stem + suffix + ext
+
+
+def written_since(paths, since):
+    """The paths modified after the Unix time since (another writer)."""
+    return [path for path in paths if os.path.exists(path) and os.stat(path).st_mtime > since]
 
 
 def write_atomic(path, data, mode):
@@ -50,14 +63,23 @@ class ActionModule(ActionBase):
         for name in args['files']:
             if not name or os.path.basename(name) != name or name in ('.', '..'):
                 raise AnsibleActionFail('files: %r is not a plain file name' % name)
-        paths = sorted(os.path.join(dest, name) for name in args['files'])
-        result.update(changed=False, paths=paths)
+        files = args['files']
+        clash = []
+        if args['unchanged_since'] is not None:
+            if not args['clash_suffix'] or os.path.basename(args['clash_suffix']) != args['clash_suffix']:
+                raise AnsibleActionFail('clash_suffix must be a non-empty file name part with unchanged_since, got %r'
+                                        % args['clash_suffix'])
+            clash = written_since(sorted(os.path.join(dest, name) for name in files), args['unchanged_since'])
+            if clash:
+                files = dict((with_suffix(name, args['clash_suffix']), content) for name, content in files.items())
+        paths = sorted(os.path.join(dest, name) for name in files)
+        result.update(changed=False, paths=paths, clash=clash)
         if self._task.check_mode:
             return result
         try:
             if not os.path.isdir(dest):
                 os.makedirs(dest, 0o755)
-            for name, content in args['files'].items():
+            for name, content in files.items():
                 write_atomic(os.path.join(dest, name), to_bytes(content, errors='surrogate_or_strict'), mode)
         except OSError as exc:
             raise AnsibleActionFail('cannot write the report files in %s: %s' % (dest, exc.strerror or exc))

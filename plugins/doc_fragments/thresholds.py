@@ -44,4 +44,15 @@ options:
         description:
           - Warn when kubelet spends more than this percent of one CPU in the kernel. Default V(50).
         type: float
+  read_timeout:
+    description:
+      - Deadline in seconds of each C(memory.stat) read, of each C(/proc/<pid>/stat) read of
+        kubelet and of the kernel log search. A read past it is abandoned and reported as a
+        measurement (C(timed_out), the time waited, a critical verdict on a kernel that is not
+        fixed), not as an error.
+      - Each timed read runs in a child process that the module kills and reaps at the deadline,
+        so nothing outlives the module; see the probe documentation for a read stuck in the kernel.
+      - Left out, O(thresholds.critical_read_ms) plus 4 seconds (V(5) with the defaults). Must be
+        over O(thresholds.critical_read_ms) (in seconds) and at most V(600).
+    type: float
 '''

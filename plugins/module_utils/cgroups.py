@@ -16,6 +16,7 @@ import re
 import stat
 import time
 
+from ansible_collections.nodeops.memcg.plugins.module_utils import bounded
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 from ansible_collections.nodeops.memcg.plugins.module_utils.procfs import read_text
 
@@ -264,50 +265,77 @@ def find_kubepods(cgroup, root='/'):
     return None
 
 
-def time_read(path, reads=1, warn_ms=100, root='/', clock=None):
+def _timed_read(full, clock):
+    """Open and read the whole file; milliseconds spent reading, None when it vanished."""
+    try:
+        fd = os.open(full, os.O_RDONLY)
+        try:
+            # The kernel builds memory.stat on the first read(): that is the cost timed.
+            start = clock()
+            while os.read(fd, READ_CHUNK):
+                pass
+            return round((clock() - start) * 1000.0, 3)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        if exc.errno not in _VANISHED:
+            raise MemcgError('cannot read %s: %s' % (full, exc.strerror or exc))
+        return None
+
+
+def time_read(path, reads=1, warn_ms=100, root='/', clock=None, timeout_s=None):
     """Time whole reads of a memory.stat file; return None if it does not exist.
 
-    Returns {'path', 'reads', 'ms' (list), 'max_ms', 'slow'}; slow is max_ms > warn_ms.
-    On a sick node each read burns kernel CPU, so the count is capped and a slow read is
-    reported, never retried.
+    Returns {'path', 'reads' (completed), 'ms' (list), 'max_ms', 'slow', 'timed_out'}; slow is
+    max_ms > warn_ms. On a sick node each read burns kernel CPU, so the count is capped and a
+    slow read is reported, never retried. timeout_s: each read runs in a child process and is
+    abandoned after that many seconds (bounded.run); then timed_out is true, the keys of
+    bounded.ReadTimedOut.as_dict() are added, max_ms counts the time waited, and the file is
+    not read again. None reads in this process without a deadline.
     """
     if not 1 <= reads <= MAX_STAT_READS:
         raise MemcgError('stat reads must be between 1 and %d, got %r' % (MAX_STAT_READS, reads))
     clock = clock or getattr(time, 'monotonic', time.time)
     full = host_path(root, path)
     timings = []
+    timed_out = None
     for dummy in range(reads):
-        try:
-            fd = os.open(full, os.O_RDONLY)
+        if timeout_s is None:
+            ms = _timed_read(full, clock)
+        else:
             try:
-                # The kernel builds memory.stat on the first read(): that is the cost timed.
-                start = clock()
-                while os.read(fd, READ_CHUNK):
-                    pass
-                timings.append(round((clock() - start) * 1000.0, 3))
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            if exc.errno not in _VANISHED:
-                raise MemcgError('cannot read %s: %s' % (full, exc.strerror or exc))
+                ms = bounded.run(lambda: _timed_read(full, clock), timeout_s, 'the read of %s' % path)
+            except bounded.ReadTimedOut as exc:
+                timed_out = exc
+                break
+        if ms is None:
             if not timings:
                 return None
             break  # the cgroup went away after a read: keep what was measured
-    max_ms = max(timings)
-    return {'path': path, 'reads': len(timings), 'ms': timings, 'max_ms': max_ms, 'slow': max_ms > warn_ms}
+        timings.append(ms)
+    max_ms = max(timings + ([timed_out.waited_ms] if timed_out else []))
+    result = {'path': path, 'reads': len(timings), 'ms': timings, 'max_ms': max_ms, 'slow': max_ms > warn_ms,
+              'timed_out': False}
+    if timed_out:
+        result.update(timed_out.as_dict())
+    return result
 
 
-def read_latency(cgroup, reads=1, warn_ms=100, root='/', clock=None):
+def read_latency(cgroup, reads=1, warn_ms=100, root='/', clock=None, timeout_s=None):
     """Return {'root', 'kubepods'} timings of memory.stat; reads=0 disables timing.
 
     On v2 the root memory.stat exists only on newer kernels: it is timed when present, else null.
+    When the root read timed out, kubepods is not read (null): it would cost as much again.
     """
     result = {'root': None, 'kubepods': None}
     top = stat_dir(cgroup)
     if not reads or top is None:
         return result
-    result['root'] = time_read(os.path.join(top, 'memory.stat'), reads, warn_ms, root, clock)
+    result['root'] = time_read(os.path.join(top, 'memory.stat'), reads, warn_ms, root, clock, timeout_s)
+    if result['root'] and result['root']['timed_out']:
+        return result
     kubepods = find_kubepods(cgroup, root)
     if kubepods is not None:
-        result['kubepods'] = time_read(os.path.join(kubepods, 'memory.stat'), reads, warn_ms, root, clock)
+        result['kubepods'] = time_read(os.path.join(kubepods, 'memory.stat'), reads, warn_ms, root, clock,
+                                       timeout_s)
     return result

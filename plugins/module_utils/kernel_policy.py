@@ -28,6 +28,11 @@ __metaclass__ = type
 
 import re
 
+try:
+    from re import _parser as sre_parse  # Python 3.11+ (the sre_parse module warns there)
+except ImportError:  # Python 2.7 to 3.10
+    import sre_parse
+
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 from ansible_collections.nodeops.memcg.plugins.module_utils.versions import (
     dpkg_vercmp,
@@ -205,6 +210,45 @@ def _check_regex(entry, key, where):
                          % (where, key, pattern, exc))
 
 
+def _optional_group(items, group, optional=False):
+    """Whether capture group `group` can be left out of a match of the parsed pattern `items`.
+
+    True when a repeat with minimum 0, an alternative, a conditional or a negative lookaround
+    holds it, False when every match sets it, None when the pattern has no such group.
+    """
+    for op, av in items:
+        name = str(op).upper()
+        if name == 'SUBPATTERN':
+            if av[0] == group:
+                return optional
+            children = [(av[-1], optional)]
+        elif name in ('MAX_REPEAT', 'MIN_REPEAT', 'POSSESSIVE_REPEAT'):
+            children = [(av[2], optional or av[0] == 0)]
+        elif name == 'BRANCH':
+            children = [(branch, True) for branch in av[1]]
+        elif name == 'GROUPREF_EXISTS':
+            children = [(branch, True) for branch in av[1:] if branch is not None]
+        elif name in ('ASSERT', 'ASSERT_NOT'):
+            children = [(av[1], optional or name == 'ASSERT_NOT')]
+        elif name == 'ATOMIC_GROUP':
+            children = [(av, optional)]
+        else:
+            continue
+        for child, child_optional in children:
+            found = _optional_group(child, group, child_optional)
+            if found is not None:
+                return found
+    return None
+
+
+def _check_version_pattern(entry, where):
+    _check_regex(entry, 'version_pattern', where)
+    pattern = entry['version_pattern']
+    if re.compile(pattern).groups and _optional_group(sre_parse.parse(pattern), 1):
+        raise MemcgError('%s: version_pattern %r: group 1 is the version the thresholds are compared with, '
+                         'so it must take part in every match; here it is optional' % (where, pattern))
+
+
 def _check_entry(entry, where):
     if not isinstance(entry, dict):
         raise MemcgError('%s: must be a dict, got %r' % (where, entry))
@@ -216,7 +260,7 @@ def _check_entry(entry, where):
         raise MemcgError('%s: missing required key match' % where)
     _check_regex(entry, 'match', where)
     if 'version_pattern' in entry:
-        _check_regex(entry, 'version_pattern', where)
+        _check_version_pattern(entry, where)
     status = entry.get('status', 'severe')
     if status not in STATUSES:
         raise MemcgError('%s: unknown status %r (expected one of %s)'
@@ -230,7 +274,7 @@ def _check_entry(entry, where):
             continue
         value = entry[key]
         # YAML reads an unquoted 5.10 as the float 5.1: refuse floats rather than guess.
-        if isinstance(value, bool) or not isinstance(value, _TEXT + (int,)):
+        if isinstance(value, bool) or not isinstance(value, _TEXT + (int,)) or value == '':
             raise MemcgError('%s: %s must be a string (quote versions such as "5.10"), got %r'
                              % (where, key, value))
         try:
@@ -286,6 +330,8 @@ def _compared_version(release, entry):
     if not found:
         return None
     version = found.group(1) if found.re.groups else found.group(0)
+    if not version:  # validate_policy() refuses an optional group; an empty one gives nothing either
+        return None
     if ordering == 'upstream' and parse_upstream(version) is None:
         return None
     return version

@@ -225,6 +225,11 @@ def _seconds(value):
     return '%ds' % int(value)
 
 
+def _positional(name):
+    """'--' then the name: kubectl never reads a name as a flag, whatever it holds."""
+    return [] if name is None else ['--', name]
+
+
 def _describe(kind, name=None, namespace=None):
     kind = kind.split('.')[0]
     if name is not None and kind.endswith('s'):
@@ -268,8 +273,6 @@ class Kubectl(object):
     def get_argv(self, kind, name=None, namespace=None, field_selector=None, label_selector=None,
                  all_namespaces=False):
         argv = self.base_argv() + ['get', kind]
-        if name is not None:
-            argv.append(name)
         if all_namespaces:
             argv.append('--all-namespaces')
         elif namespace:
@@ -278,16 +281,16 @@ class Kubectl(object):
             argv += ['--field-selector', field_selector]
         if label_selector:
             argv += ['--selector', label_selector]
-        return argv + ['--output', 'json']
+        return argv + ['--output', 'json'] + _positional(name)
 
     def patch_argv(self, kind, name, patch, namespace=None, patch_type='merge', dry_run=False):
-        argv = self.base_argv() + ['patch', kind, name]
+        argv = self.base_argv() + ['patch', kind]
         if namespace:
             argv += ['--namespace', namespace]
         argv += ['--type', patch_type, '--patch', json.dumps(patch, sort_keys=True)]
         if dry_run:
             argv.append('--dry-run=server')
-        return argv + ['--output', 'json']
+        return argv + ['--output', 'json'] + _positional(name)
 
     def apply_argv(self, verb, dry_run=False):
         argv = self.base_argv() + [verb, '--filename', '-']
@@ -296,16 +299,16 @@ class Kubectl(object):
         return argv + ['--output', 'json']
 
     def delete_argv(self, kind, name, namespace=None, ignore_not_found=False):
-        argv = self.base_argv() + ['delete', kind, name]
+        argv = self.base_argv() + ['delete', kind]
         if namespace:
             argv += ['--namespace', namespace]
         if ignore_not_found:
             argv.append('--ignore-not-found')
-        return argv + ['--wait=false']
+        return argv + ['--wait=false'] + _positional(name)
 
     def drain_argv(self, node, timeout=600, grace_period=-1, delete_emptydir_data=True,
                    ignore_daemonsets=True, disable_eviction=False, force=False, dry_run=False):
-        argv = self.base_argv() + ['drain', node, '--timeout', _seconds(timeout),
+        argv = self.base_argv() + ['drain', '--timeout', _seconds(timeout),
                                    '--grace-period', str(int(grace_period))]
         if ignore_daemonsets:
             argv.append('--ignore-daemonsets')
@@ -317,15 +320,15 @@ class Kubectl(object):
             argv.append('--disable-eviction')
         if dry_run:
             argv.append('--dry-run=server')
-        return argv
+        return argv + _positional(node)
 
     def wait_argv(self, kind, name, condition, timeout, namespace=None):
         # no --request-timeout: kubectl wait watches, and --timeout already bounds it
         argv = self.base_argv(request_timeout=False)
-        argv += ['wait', '%s/%s' % (kind, name), '--for', condition, '--timeout', _seconds(timeout)]
+        argv += ['wait', '--for', condition, '--timeout', _seconds(timeout)]
         if namespace:
             argv += ['--namespace', namespace]
-        return argv
+        return argv + _positional('%s/%s' % (kind, name))
 
     # -- running
 
@@ -424,6 +427,15 @@ def run_with(module):
         return module.run_command(argv, data=data, check_rc=False,
                                   environ_update={'LANG': 'C', 'LC_ALL': 'C', 'LC_MESSAGES': 'C'})
     return run
+
+
+def check_kubectl_options(params):
+    """The common options (KUBECTL_OPTIONS) checked before kubectl runs; MemcgError names the option."""
+    if params['request_timeout'] < 0:
+        raise MemcgError('request_timeout must not be negative, got %d' % params['request_timeout'])
+    for key in ('kubectl', 'kubeconfig', 'context'):
+        if params.get(key) == '':
+            raise MemcgError('%s must not be empty; leave it out for the default' % key)
 
 
 def kubectl_for(module):

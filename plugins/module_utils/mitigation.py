@@ -29,6 +29,7 @@ LEVELS = (1, 2, 3)  # 1 page cache, 2 reclaimable slab (dentries, inodes), 3 bot
 VERDICT_RANK = {'ok': 0, 'warn': 1, 'critical': 2}
 MIN_VERDICTS = ('warn', 'critical')
 REAPER_MODES = ('before', 'instead', 'never')
+MAX_SETTLE_SECONDS = 300
 DROP_CACHES = '/proc/sys/vm/drop_caches'
 # Alibaba Cloud Linux kernels: reap_background (0/1 switch), scan_interval (seconds),
 # pages_scan (pages per scan), reap (write 1 for one round of reaping, no guarantee).
@@ -48,8 +49,10 @@ def _is_int(value):
 
 
 def validate(level=2, min_verdict='warn', reaper_mode='before', settle_seconds=1.0, cpu_interval_s=0.0,
-             stat_reads=1, thresholds=None):
+             stat_reads=1, thresholds=None, read_timeout_s=None):
     """Check every option before anything is read or written; return the merged thresholds.
+
+    read_timeout_s (probe.validate_options()) is checked too; assess() takes its resolved value.
 
     Raises MemcgError naming the option and the bad value.
     """
@@ -59,14 +62,11 @@ def validate(level=2, min_verdict='warn', reaper_mode='before', settle_seconds=1
         raise MemcgError('min_verdict must be one of %s, got %r' % (', '.join(MIN_VERDICTS), min_verdict))
     if reaper_mode not in REAPER_MODES:
         raise MemcgError('reaper must be one of %s, got %r' % (', '.join(REAPER_MODES), reaper_mode))
-    for name, value in (('settle_seconds', settle_seconds), ('cpu_interval', cpu_interval_s)):
-        if not _is_number(value) or math.isnan(value) or math.isinf(value):
-            raise MemcgError('%s must be a finite number, got %r' % (name, value))
-        if value < 0:
-            raise MemcgError('%s must not be negative, got %r' % (name, value))
-    if not _is_int(stat_reads) or not 0 <= stat_reads <= cgroups.MAX_STAT_READS:
-        raise MemcgError('stat_reads must be between 0 and %d, got %r' % (cgroups.MAX_STAT_READS, stat_reads))
-    return probe.validate_thresholds(thresholds)
+    if not _is_number(settle_seconds) or math.isnan(settle_seconds) or math.isinf(settle_seconds):
+        raise MemcgError('settle_seconds must be a finite number, got %r' % (settle_seconds,))
+    if not 0 <= settle_seconds <= MAX_SETTLE_SECONDS:
+        raise MemcgError('settle_seconds must be between 0 and %d, got %r' % (MAX_SETTLE_SECONDS, settle_seconds))
+    return probe.validate_options(cpu_interval_s, stat_reads, read_timeout_s, thresholds)[0]
 
 
 def gate(verdict, min_verdict='warn', force=False, reasons=None):
@@ -179,7 +179,8 @@ def snapshot(facts):
     """The figures compared before and after, from a probe.collect() result; pure.
 
     {'memcg': {'total', 'live', 'dying'}, 'slab': {'slab_kb', 'sreclaimable_kb', 'sunreclaim_kb'},
-    'dentry': {'nr_dentry', 'nr_unused'}, 'root_read_ms', 'verdict'}.
+    'dentry': {'nr_dentry', 'nr_unused'}, 'root_read_ms', 'root_read_timed_out', 'verdict'}; a
+    timed-out read counts the time waited in root_read_ms.
     """
     memcg = facts.get('memcg') or {}
     slab = facts.get('slab') or {}
@@ -190,6 +191,7 @@ def snapshot(facts):
         'slab': dict((key, slab.get(key)) for key in ('slab_kb', 'sreclaimable_kb', 'sunreclaim_kb')),
         'dentry': dict((key, dentry.get(key)) for key in ('nr_dentry', 'nr_unused')),
         'root_read_ms': root_latency['max_ms'] if root_latency else None,
+        'root_read_timed_out': bool(root_latency and root_latency.get('timed_out')),
         'verdict': facts.get('verdict'),
     }
 
@@ -272,7 +274,7 @@ def _sync_state(sync, root, actions):
 
 def assess(root='/', level=2, min_verdict='warn', force=False, reaper_mode='before', reaper_background=False,
            sync=True, settle_seconds=1.0, thresholds=None, cpu_interval_s=0.0, stat_reads=1,
-           kernel_overrides=None, kubelet_name='kubelet', kubelet_pid=None, collect_fn=None):
+           kernel_overrides=None, kubelet_name='kubelet', kubelet_pid=None, collect_fn=None, read_timeout_s=None):
     """Validate, measure (one probe.collect()), decide; write nothing.
 
     Returns a state dict {'options', 'actions', 'result'}; result is what check mode returns:
@@ -280,16 +282,19 @@ def assess(root='/', level=2, min_verdict='warn', force=False, reaper_mode='befo
     after None, delta None, reaper, sync. Pass the state to apply() to act on it.
     collect_fn: probe.collect or a stand-in with its signature.
     """
-    applied = validate(level, min_verdict, reaper_mode, settle_seconds, cpu_interval_s, stat_reads, thresholds)
+    if root == '':
+        raise MemcgError("root must not be empty; leave it out for '/'")
+    applied = validate(level, min_verdict, reaper_mode, settle_seconds, cpu_interval_s, stat_reads, thresholds,
+                       read_timeout_s)
     options = {
-        'root': root or '/', 'level': level, 'sync': bool(sync), 'settle_seconds': settle_seconds,
+        'root': root or '/', 'level': level, 'read_timeout_s': read_timeout_s, 'sync': bool(sync), 'settle_seconds': settle_seconds,
         'stat_reads': stat_reads, 'thresholds': applied, 'kernel_overrides': kernel_overrides,
         'kubelet_name': kubelet_name, 'kubelet_pid': kubelet_pid, 'reaper_mode': reaper_mode,
         'collect_fn': collect_fn or probe.collect,
     }
     facts = options['collect_fn'](root=options['root'], kubelet_name=kubelet_name, kubelet_pid=kubelet_pid,
                                   cpu_interval_s=cpu_interval_s, stat_reads=stat_reads, thresholds=applied,
-                                  kernel_overrides=kernel_overrides)
+                                  kernel_overrides=kernel_overrides, read_timeout_s=read_timeout_s)
     reaper = discover_reaper(options['root'])
     decided = gate(facts['verdict'], min_verdict, force, facts.get('reasons'))
     decided['thresholds'] = applied
@@ -360,7 +365,8 @@ def apply(state, sync_fn, sleep_fn):
         facts = options['collect_fn'](root=root, kubelet_name=options['kubelet_name'],
                                       kubelet_pid=options['kubelet_pid'], cpu_interval_s=0,
                                       stat_reads=options['stat_reads'], thresholds=options['thresholds'],
-                                      kernel_overrides=options['kernel_overrides'])
+                                      kernel_overrides=options['kernel_overrides'],
+                                      read_timeout_s=options['read_timeout_s'])
         result['after'] = snapshot(facts)
         result['delta'] = delta(result['before'], result['after'])
     result['gate']['decision'] = plan_sentence(result['gate'], actions, options['level'], True,
@@ -371,11 +377,11 @@ def apply(state, sync_fn, sleep_fn):
 def run_mitigation(root, level, sync_fn, sleep_fn, min_verdict='warn', force=False, reaper_mode='before',
                    reaper_background=False, sync=True, settle_seconds=1.0, thresholds=None, cpu_interval_s=0.0,
                    stat_reads=1, kernel_overrides=None, kubelet_name='kubelet', kubelet_pid=None,
-                   check_mode=False, collect_fn=None):
+                   check_mode=False, collect_fn=None, read_timeout_s=None):
     """assess() then, unless check_mode, apply(): the whole mitigation in one call; returns the result."""
     state = assess(root, level, min_verdict, force, reaper_mode, reaper_background, sync, settle_seconds,
                    thresholds, cpu_interval_s, stat_reads, kernel_overrides, kubelet_name, kubelet_pid,
-                   collect_fn)
+                   collect_fn, read_timeout_s)
     if check_mode:
         return state['result']
     return apply(state, sync_fn, sleep_fn)

@@ -15,9 +15,9 @@ import math
 import numbers
 import re
 
-from ansible_collections.nodeops.memcg.plugins.module_utils import cgroups, procfs
+from ansible_collections.nodeops.memcg.plugins.module_utils import bounded, cgroups, kernel_log, procfs
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
-from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_policy import classify
+from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_policy import classify, validate_policy
 
 # Starting points from KERNEL_FACTS.md (engineering judgement; every one can be overridden).
 # warn_kubelet_system_percent is percent of one CPU spent by kubelet in the kernel: a healthy
@@ -47,6 +47,10 @@ _ORDERED = (('warn_dying', 'critical_dying'), ('warn_read_ms', 'critical_read_ms
 _READS_SCALE = ('severe', 'degraded', 'unknown')
 
 EL7_KERNEL = re.compile(r'^3\.10\.0-.*\.el7')
+MAX_CPU_INTERVAL_S = 60
+# read_timeout left out: critical_read_ms plus this many seconds, so a timed-out read is always
+# over critical_read_ms and a slow but finishing read still gets measured.
+READ_TIMEOUT_MARGIN_S = 4
 KMEM_NEAR_CAP = 60000  # the memcg id space ends at 65,535; mkdir fails with ENOSPC there
 NOKMEM = 'cgroup.memory=nokmem'
 SLUB_FAILURE = 'SLUB: Unable to allocate memory on node -1'
@@ -80,6 +84,35 @@ def validate_thresholds(thresholds=None):
             raise MemcgError('threshold %s (%r) must not exceed %s (%r)'
                              % (warn, merged[warn], critical, merged[critical]))
     return merged
+
+
+def _finite(name, value):
+    if not _is_number(value) or math.isinf(value):
+        raise MemcgError('%s must be a finite number, got %r' % (name, value))
+    return value
+
+
+def validate_options(cpu_interval_s=1.0, stat_reads=1, read_timeout_s=None, thresholds=None):
+    """Check the probe's options before anything is read; return (thresholds, read_timeout_s).
+
+    cpu_interval 0..MAX_CPU_INTERVAL_S, stat_reads 0..cgroups.MAX_STAT_READS, read_timeout over
+    critical_read_ms (in seconds) and at most bounded.MAX_TIMEOUT_S (None: critical_read_ms +
+    READ_TIMEOUT_MARGIN_S). Raises MemcgError naming the option and the value.
+    """
+    applied = validate_thresholds(thresholds)
+    if not 0 <= _finite('cpu_interval', cpu_interval_s) <= MAX_CPU_INTERVAL_S:
+        raise MemcgError('cpu_interval must be between 0 and %d seconds, got %r' % (MAX_CPU_INTERVAL_S, cpu_interval_s))
+    if not isinstance(stat_reads, numbers.Integral) or isinstance(stat_reads, bool) \
+            or not 0 <= stat_reads <= cgroups.MAX_STAT_READS:
+        raise MemcgError('stat_reads must be between 0 and %d, got %r' % (cgroups.MAX_STAT_READS, stat_reads))
+    critical_s = applied['critical_read_ms'] / 1000.0
+    if read_timeout_s is None:
+        read_timeout_s = min(critical_s + READ_TIMEOUT_MARGIN_S, bounded.MAX_TIMEOUT_S)
+    elif _finite('read_timeout', read_timeout_s) <= critical_s:
+        raise MemcgError('read_timeout must be over critical_read_ms (%s s), or a read that times out would '
+                         'not count as slow; got %r' % (critical_s, read_timeout_s))
+    bounded.check_timeout('read_timeout', read_timeout_s)
+    return applied, read_timeout_s
 
 
 def kmem_leak_signs(release, num_cgroups, cmdline, dmesg_text=None):
@@ -136,6 +169,13 @@ def _read_reasons(name, latency, thresholds, reads_scale):
     if not latency:
         return 'ok', []
     max_ms, path = latency['max_ms'], latency['path']
+    if latency.get('timed_out'):
+        sentence = ('The %s memory.stat read (%s) did not finish within %s s (read_timeout); it was abandoned '
+                    'after %s ms.' % (name, path, latency['timeout_s'], latency['waited_ms']))
+        if reads_scale:
+            return 'critical', [sentence]
+        return 'warn', [sentence + ' The kernel is fixed, so dying memory cgroups should not slow reads: '
+                                   'look for another cause.']
     if max_ms > thresholds['critical_read_ms']:
         if reads_scale:
             return 'critical', ['The %s memory.stat read (%s) took %s ms, over critical_read_ms (%s ms).'
@@ -172,6 +212,10 @@ def evaluate(facts, thresholds, kernel_status):
         reasons.extend(found)
 
     kubelet = facts.get('kubelet') or {}
+    if kubelet.get('timed_out'):
+        levels.append('warn')
+        reasons.append('Reading /proc/%s/stat of kubelet did not finish within %s s (read_timeout): the '
+                       'process is stuck in the kernel.' % (kubelet.get('pid'), kubelet.get('timeout_s')))
     system = kubelet.get('system_percent')
     if system is not None and system > thresholds['warn_kubelet_system_percent']:
         levels.append('warn')
@@ -189,33 +233,36 @@ def evaluate(facts, thresholds, kernel_status):
     return 'ok', reasons
 
 
-def _kubelet(root, name, pid, interval_s, ticks_per_s, clock, sleep):
+def _kubelet(root, name, pid, interval_s, ticks_per_s, clock, sleep, timeout_s=None):
     if pid is None:
         pids = procfs.find_pids(name, root)
         pid = pids[0] if pids else None
     result = {'found': False, 'pid': pid, 'interval_s': interval_s, 'cpu_percent': None,
-              'user_percent': None, 'system_percent': None, 'vanished': False}
-    if pid is None or procfs.read_pid_stat(pid, root) is None:
-        return result
-    result['found'] = True
-    if interval_s > 0:
-        result.update(procfs.sample_cpu(pid, interval_s, root, ticks_per_s, clock, sleep))
+              'user_percent': None, 'system_percent': None, 'vanished': False, 'timed_out': False}
+    try:
+        if pid is None or procfs.read_pid_stat(pid, root, timeout_s) is None:
+            return result
+        result['found'] = True
+        if interval_s > 0:
+            result.update(procfs.sample_cpu(pid, interval_s, root, ticks_per_s, clock, sleep, timeout_s))
+    except bounded.ReadTimedOut as exc:
+        result.update(found=True, **exc.as_dict())
     return result
 
 
 def collect(root='/', kubelet_name='kubelet', kubelet_pid=None, cpu_interval_s=1.0, stat_reads=1,
-            thresholds=None, kernel_overrides=None, clock=None, sleep=None, ticks_per_s=None):
+            thresholds=None, kernel_overrides=None, clock=None, sleep=None, ticks_per_s=None, read_timeout_s=None):
     """Measure the node under root once and return the memcg_probe result dict (without changed).
 
     stat_reads: reads of each memory.stat (0 disables timing, at most cgroups.MAX_STAT_READS).
-    cpu_interval_s: kubelet CPU sample length (0 disables sampling). clock, sleep, ticks_per_s:
-    injectable for tests. dmesg is not read (it needs a command); kmem_leak uses the rest.
+    cpu_interval_s: kubelet CPU sample length (0 disables sampling). read_timeout_s: deadline of
+    each memory.stat and /proc/<pid>/stat read and of the kernel log search (validate_options()).
+    clock, sleep, ticks_per_s: injectable for tests.
     """
-    if not 0 <= stat_reads <= cgroups.MAX_STAT_READS:
-        raise MemcgError('stat_reads must be between 0 and %d, got %r' % (cgroups.MAX_STAT_READS, stat_reads))
-    if cpu_interval_s < 0:
-        raise MemcgError('cpu_interval must not be negative, got %r' % cpu_interval_s)
-    applied = validate_thresholds(thresholds)
+    if root == '':
+        raise MemcgError("root must not be empty; leave it out for '/'")
+    applied, read_timeout_s = validate_options(cpu_interval_s, stat_reads, read_timeout_s, thresholds)
+    validate_policy(list(kernel_overrides or []), 'policy_overrides')
     release = procfs.read_osrelease(root)
     kernel = classify(release, kernel_overrides)
 
@@ -224,13 +271,18 @@ def collect(root='/', kubelet_name='kubelet', kubelet_pid=None, cpu_interval_s=1
         'kernel': kernel,
         'cgroup': cgroup,
         'memcg': cgroups.count_memcgs(cgroup, root),
-        'read_latency': cgroups.read_latency(cgroup, stat_reads, applied['warn_read_ms'], root, clock),
+        'read_latency': cgroups.read_latency(cgroup, stat_reads, applied['warn_read_ms'], root, clock,
+                                             read_timeout_s),
         'slab': procfs.read_meminfo_slab(root),
         'dentry': procfs.read_dentry_state(root),
         'slabinfo': procfs.read_slabinfo(root),
-        'kubelet': _kubelet(root, kubelet_name, kubelet_pid, cpu_interval_s, ticks_per_s, clock, sleep),
+        'kubelet': _kubelet(root, kubelet_name, kubelet_pid, cpu_interval_s, ticks_per_s, clock, sleep,
+                            read_timeout_s),
         'thresholds': applied,
+        'read_timeout': read_timeout_s,
+        'kernel_log': kernel_log.read_kernel_log((SLUB_FAILURE,), root, read_timeout_s),
     }
-    result['kmem_leak'] = kmem_leak_signs(release, result['memcg']['total'], procfs.read_cmdline(root))
+    result['kmem_leak'] = kmem_leak_signs(release, result['memcg']['total'], procfs.read_cmdline(root),
+                                          '\n'.join(result['kernel_log']['matched']))
     result['verdict'], result['reasons'] = evaluate(result, applied, kernel.get('status'))
     return result

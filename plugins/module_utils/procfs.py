@@ -14,6 +14,7 @@ import errno
 import os
 import time
 
+from ansible_collections.nodeops.memcg.plugins.module_utils import bounded
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 
 TASK_COMM_LEN = 15  # the kernel truncates /proc/<pid>/comm to 15 characters
@@ -154,8 +155,14 @@ def parse_pid_stat(text):
         raise MemcgError('/proc/<pid>/stat is malformed: %r' % text[:200])
 
 
-def read_pid_stat(pid, root='/'):
-    """Parsed /proc/<pid>/stat, or None when the process does not exist (any more)."""
+def read_pid_stat(pid, root='/', timeout_s=None):
+    """Parsed /proc/<pid>/stat, or None when the process does not exist (any more).
+
+    timeout_s: read in a child process with that deadline (bounded.run; raises
+    bounded.ReadTimedOut): the stat of a process stuck in the kernel can block.
+    """
+    if timeout_s is not None:
+        return bounded.run(lambda: read_pid_stat(pid, root), timeout_s, 'the read of /proc/%s/stat' % pid)
     try:
         with open(proc_path(root, str(pid), 'stat'), 'rb') as handle:
             text = handle.read().decode('utf-8', 'replace')
@@ -184,20 +191,20 @@ def cpu_percent(before, after, elapsed_s, ticks_per_s):
             'system_percent': round(system, 2)}
 
 
-def sample_cpu(pid, interval_s, root='/', ticks_per_s=None, clock=None, sleep=None):
+def sample_cpu(pid, interval_s, root='/', ticks_per_s=None, clock=None, sleep=None, timeout_s=None):
     """Sample a process's CPU over interval_s seconds.
 
     Returns the cpu_percent() dict plus 'vanished' (True when the process was gone at either
-    sample; the percentages are None then).
+    sample; the percentages are None then). timeout_s bounds each read (see read_pid_stat).
     """
     clock = clock or getattr(time, 'monotonic', time.time)
     sleep = sleep or time.sleep
     ticks_per_s = ticks_per_s or clock_ticks()
     start = clock()
-    before = read_pid_stat(pid, root)
+    before = read_pid_stat(pid, root, timeout_s)
     if before is not None:
         sleep(interval_s)
-    after = read_pid_stat(pid, root) if before is not None else None
+    after = read_pid_stat(pid, root, timeout_s) if before is not None else None
     elapsed = clock() - start
     # A reused pid would show another process: treat a changed comm as vanished too.
     if before is None or after is None or after['comm'] != before['comm']:

@@ -78,7 +78,7 @@ options:
   settle_seconds:
     description:
       - Seconds to wait after dropping or reaping before measuring again; the kernel releases
-        memory cgroups asynchronously. Must not be negative.
+        memory cgroups asynchronously. From V(0) to V(300).
     type: float
     default: 1.0
   reaper:
@@ -103,7 +103,7 @@ options:
   cpu_interval:
     description:
       - Seconds over which the probe samples kubelet CPU before deciding. V(0) (the default here)
-        skips sampling, keeping the run cheap; the after-measurement never samples.
+        skips sampling, keeping the run cheap; the after-measurement never samples. At most V(60).
     type: float
     default: 0.0
   stat_reads:
@@ -265,6 +265,11 @@ before:
       type: float
       returned: always
       sample: 1.42
+    root_read_timed_out:
+      description: True when that read did not finish within O(read_timeout); RV(before.root_read_ms) is then the time waited.
+      type: bool
+      returned: always
+      sample: false
     verdict:
       description: The probe's verdict at that moment.
       type: str
@@ -281,6 +286,7 @@ after:
     slab: {slab_kb: 402100, sreclaimable_kb: 291000, sunreclaim_kb: 111100}
     dentry: {nr_dentry: 41210, nr_unused: 1203}
     root_read_ms: 0.95
+    root_read_timed_out: false
     verdict: ok
 delta:
   description:
@@ -430,6 +436,7 @@ def main():
             stat_reads=dict(type='int', default=1, choices=[0, 1, 2, 3, 4, 5]),
             thresholds=THRESHOLDS_OPTION,
             policy_overrides=dict(type='list', elements='dict'),
+            read_timeout=dict(type='float'),
             kubelet_name=dict(type='str', default='kubelet'),
             kubelet_pid=dict(type='int'),
         ),
@@ -452,6 +459,7 @@ def main():
             kernel_overrides=params['policy_overrides'],
             kubelet_name=params['kubelet_name'],
             kubelet_pid=params['kubelet_pid'],
+            read_timeout_s=params['read_timeout'],
         )
         if not module.check_mode:
             mitigation.apply(state, sync_fn=sync_with(module), sleep_fn=time.sleep)

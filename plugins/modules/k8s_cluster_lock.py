@@ -48,24 +48,26 @@ attributes:
 options:
   namespace:
     description:
-      - Namespace of the Lease.
+      - Namespace of the Lease, a DNS-1123 label.
     type: str
     default: kube-system
   name:
     description:
-      - Name of the Lease.
+      - Name of the Lease, a DNS-1123 subdomain.
     type: str
     default: nodeops-memcg-kernel-upgrade
   holder:
     description:
       - Who takes or releases the lock - the run id of the upgrade (the same value as the
         O(nodeops.memcg.k8s_node#module:run_id) of M(nodeops.memcg.k8s_node)).
+      - Letters, digits and the characters C(._:@+-), starting with a letter or digit, at most 128 characters.
     type: str
     required: true
   ttl:
     description:
       - Seconds the lock stays valid after it was taken or last renewed (C(leaseDurationSeconds)).
-        Acquire again (renew) before it runs out when one batch can take longer. Must be positive.
+        Acquire again (renew) before it runs out when one batch can take longer.
+      - From V(1) to V(2147483647) (the Lease field is a 32-bit integer).
     type: int
     default: 3600
   state:
@@ -210,6 +212,7 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.nodeops.memcg.plugins.module_utils import kubectl as k8s
+from ansible_collections.nodeops.memcg.plugins.module_utils import names as naming
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 
 
@@ -296,12 +299,11 @@ def main():
     result = {'changed': False, 'acquired': False, 'would_acquire': False, 'released': False, 'held_by': None,
               'decision': None, 'lease': None, 'namespace': params['namespace'], 'name': params['name']}
     try:
-        if not params['holder'].strip():
-            raise MemcgError('holder must not be empty')
-        if params['ttl'] < 1:
-            raise MemcgError('ttl must be a positive number of seconds, got %d' % params['ttl'])
-        if params['request_timeout'] < 0:
-            raise MemcgError('request_timeout must not be negative, got %d' % params['request_timeout'])
+        naming.dns_label('namespace', params['namespace'])
+        naming.dns_subdomain('name', params['name'])
+        naming.safe_token('holder', params['holder'])
+        naming.int_range('ttl', params['ttl'], 1, naming.INT32_MAX)
+        k8s.check_kubectl_options(params)
         kube = k8s.kubectl_for(module)
         now = time.time()
         if params['state'] == 'acquired':

@@ -58,7 +58,8 @@ attributes:
 options:
   name:
     description:
-      - The node name.
+      - The node name, a DNS-1123 subdomain (as Kubernetes requires); anything else is refused
+        before kubectl runs.
     type: str
     required: true
   state:
@@ -81,6 +82,7 @@ options:
       - Identifies this upgrade run; the value of the C(nodeops.memcg/cordoned-by) annotation.
       - Required with O(state=cordoned), O(state=drained), O(state=uncordoned) and O(state=progress). Use the same value
         for the lock holder (M(nodeops.memcg.k8s_cluster_lock)).
+      - Letters, digits and the characters C(._:@+-), starting with a letter or digit, at most 128 characters.
     type: str
   adopt:
     description:
@@ -299,6 +301,7 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.nodeops.memcg.plugins.module_utils import kubectl as k8s
+from ansible_collections.nodeops.memcg.plugins.module_utils import names as naming
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 from ansible_collections.nodeops.memcg.plugins.module_utils.rollout import NODE_STEPS
 
@@ -459,13 +462,15 @@ def main():
     result = {'changed': False, 'name': name, 'state': state, 'evicted': [], 'ignored_daemonset_pods': [],
               'blocking': [], 'dry_run': False}
     try:
-        for key in ('run_id', 'reason'):
-            if params[key] is not None and not params[key].strip():
-                raise MemcgError('%s must not be empty' % key)
+        naming.dns_subdomain('name', name)
+        if params['run_id'] is not None:
+            naming.safe_token('run_id', params['run_id'])
+        if params['reason'] is not None and not params['reason'].strip():
+            raise MemcgError('reason must not be empty')
         if params['timeout'] < 1:
             raise MemcgError('timeout must be a positive number of seconds, got %d' % params['timeout'])
-        if params['request_timeout'] < 0:
-            raise MemcgError('request_timeout must not be negative, got %d' % params['request_timeout'])
+        naming.int_range('grace_period', params['grace_period'], -1, naming.INT32_MAX)
+        k8s.check_kubectl_options(params)
         kube = k8s.kubectl_for(module)
         before, after, facts, changed = converge(module, kube, name, state)
         result.update(facts)

@@ -42,6 +42,8 @@ options:
   names:
     description:
       - The nodes to report. Empty means all nodes.
+      - Each name must be a DNS-1123 subdomain; an empty string or any other value is refused
+        before kubectl runs (it never means "all nodes").
       - Names that do not exist are returned in RV(missing); that is not an error unless
         O(wait_for) waits for them.
     type: list
@@ -261,6 +263,7 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.nodeops.memcg.plugins.module_utils import kubectl as k8s
+from ansible_collections.nodeops.memcg.plugins.module_utils import names as naming
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 
 #: seconds between polls while waiting
@@ -352,15 +355,15 @@ def main():
     try:
         if params['timeout'] < 1:
             raise MemcgError('timeout must be a positive number of seconds, got %d' % params['timeout'])
-        if params['request_timeout'] < 0:
-            raise MemcgError('request_timeout must not be negative, got %d' % params['request_timeout'])
+        k8s.check_kubectl_options(params)
+        wanted_names = [naming.dns_subdomain('names[%d]' % index, name)
+                        for index, name in enumerate(params['names'])]
         kube = k8s.kubectl_for(module)
-        names = [n for n in params['names'] if n]
         if params['wait_for'] == 'none':
-            wanted, nodes, pods = read(kube, names, params['include_pods'])
+            wanted, nodes, pods = read(kube, wanted_names, params['include_pods'])
             waited = None
         else:
-            wanted, nodes, pods, waited = wait(kube, names, params['wait_for'], params['timeout'],
+            wanted, nodes, pods, waited = wait(kube, wanted_names, params['wait_for'], params['timeout'],
                                                params['include_pods'])
         result = report(wanted, nodes, pods, params['include_pods'])
     except MemcgError as exc:

@@ -419,6 +419,9 @@ class BootEntry(object):
     def __init__(self, module):
         self.module = module
         params = module.params
+        for key in ('root', 'fallback_release', 'grub_cfg'):  # left out they have a meaning; empty is a mistake
+            if params[key] is not None and not params[key].strip():
+                raise MemcgError('%s must not be empty, got %r; leave it out for the default' % (key, params[key]))
         self.root = params['root']
         self.release = params['release'].strip()
         self.state = params['state']

@@ -236,18 +236,18 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_inventory import module_tools, read_inventory
-from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_policy import assess_boot_default, classify
+from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_policy import assess_boot_default, classify, validate_policy
 from ansible_collections.nodeops.memcg.plugins.module_utils.procfs import read_osrelease
 
 
 def check_kernel(module):
     params = module.params
+    for key in ('release', 'root'):  # left out they mean the running kernel and '/'; empty is a mistake
+        if params[key] is not None and not params[key].strip():
+            raise MemcgError('%s must not be empty, got %r; leave it out for the default' % (key, params[key]))
+    validate_policy(list(params['policy_overrides'] or []), 'policy_overrides')
     root = params['root']
-    release = params['release']
-    if release is not None and not release.strip():
-        raise MemcgError('release is empty: give a kernel release or leave the option out to classify the '
-                         'running kernel')
-    kernel = classify(release or read_osrelease(root), params['policy_overrides'])
+    kernel = classify(params['release'] or read_osrelease(root), params['policy_overrides'])
     result = dict(kernel, changed=False, kernel=kernel, installed_kernels=[], boot_default=None,
                   boot_default_kernel=None, findings=[])
     if params['list_installed']:

@@ -20,6 +20,9 @@ description:
     (V(ok), V(warn) or V(critical)) with the reasons.
   - Costs are bounded. The memory hierarchy is walked once, each C(memory.stat) is read at most
     O(stat_reads) times and never retried, and kubelet is sampled once over O(cpu_interval).
+  - Time is bounded too. Every read that can block (C(memory.stat), kubelet's C(/proc/<pid>/stat),
+    the kernel log) has the deadline O(read_timeout); a read past it is reported as timed out
+    (RV(read_latency.root.timed_out)), with a verdict, instead of hanging the module.
   - C(/proc/slabinfo) is readable by root only; without root, RV(slabinfo) is null.
   - With O(list_installed) it also lists the installed kernels and the boot default exactly as
     M(nodeops.memcg.kernel_check) does, and with O(textfile_dir) it writes its metrics for the
@@ -56,7 +59,7 @@ options:
     type: int
   cpu_interval:
     description:
-      - Seconds over which kubelet CPU use is sampled. V(0) disables sampling.
+      - Seconds over which kubelet CPU use is sampled. V(0) disables sampling; at most V(60).
     type: float
     default: 1.0
   stat_reads:
@@ -251,6 +254,29 @@ read_latency:
           description: True when max_ms is over the warn_read_ms threshold.
           type: bool
           returned: success
+        timed_out:
+          description:
+            - True when a read did not finish within O(read_timeout). It was abandoned, the file
+              was not read again, RV(read_latency.root.max_ms) counts the time waited and
+              RV(read_latency.root.reads) only the reads that finished.
+          type: bool
+          returned: success
+        timeout_s:
+          description: The deadline that passed, in seconds.
+          type: float
+          returned: when timed_out
+        waited_ms:
+          description: How long the abandoned read was waited for, in milliseconds.
+          type: float
+          returned: when timed_out
+        reader:
+          description:
+            - The child process that did the abandoned read, killed with SIGKILL at the deadline.
+            - C(reaped) false means it was still inside the kernel (a read the kernel does not
+              interrupt) 0.5 s later; the kernel ends it when that read returns and init reaps it.
+          type: dict
+          returned: when timed_out
+          sample: {pid: 4242, reaped: true}
     kubepods:
       description:
         - The C(kubepods.slice) (systemd driver) or C(kubepods) (cgroupfs driver) C(memory.stat).
@@ -348,13 +374,23 @@ kubelet:
       type: bool
       returned: always
       sample: false
+    timed_out:
+      description:
+        - True when a read of C(/proc/<pid>/stat) did not finish within O(read_timeout) (the
+          process is stuck in the kernel); the percentages are null then and C(timeout_s),
+          C(waited_ms) and C(reader) are added as in RV(read_latency.root).
+      type: bool
+      returned: always
+      sample: false
 kmem_leak:
   description: Signs of the RHEL 7 (3.10.0 el7) kmem accounting leak.
   returned: always
   type: dict
   contains:
     suspected:
-      description: True on an el7 kernel without C(cgroup.memory=nokmem) whose memory cgroup count nears 65535.
+      description:
+        - True on an el7 kernel without C(cgroup.memory=nokmem) whose memory cgroup count nears
+          65535 or whose kernel log (RV(kernel_log)) shows the SLUB allocation failure.
       type: bool
       returned: always
       sample: false
@@ -367,6 +403,50 @@ kmem_leak:
         - kernel 3.10.0-1160.el7.x86_64 is a RHEL 7 3.10.0 kernel with kmem accounting
         - kernel command line lacks cgroup.memory=nokmem
         - memory num_cgroups 65100 is near the 65535 limit (over 60000)
+kernel_log:
+  description:
+    - >-
+      The kernel log search for the RHEL 7 kmem leak sign (C(SLUB: Unable to allocate memory on node -1)),
+      read from C(<root>/dev/kmsg) without blocking.
+  returned: always
+  type: dict
+  contains:
+    source:
+      description: V(/dev/kmsg) when it was read, V(unavailable) when it could not be (missing, or not permitted).
+      type: str
+      returned: always
+      sample: /dev/kmsg
+    note:
+      description: What was read, or why nothing was.
+      type: str
+      returned: always
+      sample: read 1843 records
+    records:
+      description: Log records read.
+      type: int
+      returned: always
+      sample: 1843
+    match_count:
+      description: Records showing the sign.
+      type: int
+      returned: always
+      sample: 0
+    matched:
+      description: The first five of them.
+      type: list
+      elements: str
+      returned: always
+      sample: []
+    truncated:
+      description: True when O(read_timeout) or the 8 MiB cap stopped the reading before the newest record.
+      type: bool
+      returned: always
+      sample: false
+read_timeout:
+  description: The read deadline applied, in seconds (O(read_timeout) or its default).
+  returned: always
+  type: float
+  sample: 5.0
 verdict:
   description: V(ok), V(warn) or V(critical).
   returned: always
@@ -497,6 +577,7 @@ def probe_node(module):
         stat_reads=params['stat_reads'],
         thresholds=params['thresholds'],
         kernel_overrides=params['policy_overrides'],
+        read_timeout_s=params['read_timeout'],
     )
     result.update(installed_kernels=[], boot_default=None, boot_default_kernel=None, findings=[],
                   textfile=None, changed=False)
@@ -524,6 +605,7 @@ def main():
             policy_overrides=dict(type='list', elements='dict'),
             list_installed=dict(type='bool', default=False),
             textfile_dir=dict(type='path'),
+            read_timeout=dict(type='float'),
         ),
         supports_check_mode=True,
     )

@@ -47,6 +47,15 @@ options:
     description: Permissions of the files.
     type: str
     default: '0644'
+  unchanged_since:
+    description:
+      - Unix time at which this run started. A file to be written that was modified after it was
+        written by another run meanwhile; it is left as it is, and every file of this call is written
+        with O(clash_suffix) before its extension instead (RV(clash) lists the files kept).
+    type: float
+  clash_suffix:
+    description: Inserted before the extension of each file name on a clash; required with O(unchanged_since).
+    type: str
 '''
 
 EXAMPLES = r'''
@@ -66,4 +75,10 @@ paths:
   type: list
   elements: str
   sample: [/var/tmp/nodeops-memcg-report/detect.json, /var/tmp/nodeops-memcg-report/detect.md]
+clash:
+  description: The files another run wrote after O(unchanged_since), left as they are; empty without a clash.
+  returned: always
+  type: list
+  elements: str
+  sample: [/var/tmp/nodeops-memcg-report/detect.json]
 '''

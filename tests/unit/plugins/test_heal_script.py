@@ -18,6 +18,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -440,3 +441,28 @@ def test_runs_on_the_node_pythons(node, lib_dir, python):
     assert sorted(os.listdir(node['textfile_dir'])) == ['nodeops_memcg.prom', 'nodeops_memcg_heal.prom']
     assert not [path for path in glob.glob(os.path.join(lib_dir, '**', '*'), recursive=True)
                 if path.endswith('.pyc') or path.endswith('__pycache__')], 'no bytecode in the shipped tree'
+
+
+# ---------------------------------------------------------------- a memory.stat that never answers
+
+@pytest.mark.parametrize('python', [pytest.param(sys.executable, id='controller')] + other_pythons())
+def test_a_memory_stat_that_never_answers_does_not_hang_the_job(node, lib_dir, python):
+    if python is None:
+        pytest.skip('this interpreter is not installed here (vermin checks the syntax statically)')
+    stat_file = os.path.join(node['root'], 'sys/fs/cgroup/memory/memory.stat')
+    os.unlink(stat_file)
+    os.mkfifo(stat_file)
+    start = time.monotonic()
+    result = run(node, write_config(node, lib_dir, read_timeout=1.5), python=python)
+    # two probes (before and after the drop), each abandoning one read after 1.5 s
+    assert time.monotonic() - start < 2 * (1.5 + 0.5) + 5
+    assert result.returncode == 0, result.stderr
+    assert re.search(r' root_read_ms=1[56][0-9.]*->1[56][0-9.]*\([-+][0-9.e-]+\) .*root_read_timed_out=true',
+                     result.stdout), result.stdout
+    assert drop_caches(node) == '2'
+
+
+def test_bad_read_timeout_is_refused(node, lib_dir):
+    result = run(node, write_config(node, lib_dir, read_timeout=0.5), '--check-config')
+    assert result.returncode == 1
+    assert 'read_timeout must be over critical_read_ms (1.0 s)' in result.stderr

@@ -195,7 +195,8 @@ def test_time_read_reports_each_read(tmp_path):
     result = cgroups.time_read('/m/memory.stat', reads=2, warn_ms=100, root=str(tmp_path),
                                clock=fake_clock(10.0, 10.1, 20.0, 20.1005))
     assert os.path.exists(path)
-    assert result == {'path': '/m/memory.stat', 'reads': 2, 'ms': [100.0, 100.5], 'max_ms': 100.5, 'slow': True}
+    assert result == {'path': '/m/memory.stat', 'reads': 2, 'ms': [100.0, 100.5], 'max_ms': 100.5, 'slow': True,
+                      'timed_out': False}
 
 
 def test_time_read_exactly_at_threshold_is_not_slow(tmp_path):

@@ -9,6 +9,7 @@ import copy
 
 import pytest
 
+from ansible_collections.nodeops.memcg.plugins.module_utils import kernel_policy
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_inventory import (
     parse_dpkg_kernels,
@@ -261,6 +262,15 @@ def test_version_that_cannot_be_derived_is_unknown():
     ({'match': 'el7', 'reason': 42}, ['policy_overrides[1]', '42']),
     ({'match': 'el7', 'stream': ['el7']}, ['policy_overrides[1]', "['el7']"]),
     ('el7', ['policy_overrides[1]', "'el7'"]),
+    # the version group must take part in every match (was: 'NoneType' object has no attribute 'strip')
+    ({'match': 'el7', 'version_pattern': r'^(\d+)?', 'fixed_from': '5.2'},
+     ['policy_overrides[1]', 'version_pattern', "'^(\\\\d+)?'", 'optional']),
+    ({'match': 'el7', 'version_pattern': r'^(?:(\d+\.\d+)|x)', 'fixed_from': '5.2'}, ['policy_overrides[1]', 'optional']),
+    ({'match': 'el7', 'version_pattern': r'^(\d+)*', 'fixed_from': '5.2'}, ['policy_overrides[1]', 'optional']),
+    ({'match': 'el7', 'version_pattern': r'(?!(\d+))', 'fixed_from': '5.2'}, ['policy_overrides[1]', 'optional']),
+    ({'match': 'el7', 'version_pattern': r'^((\d+)\.(\d+))?', 'fixed_from': '5.2'}, ['policy_overrides[1]', 'optional']),
+    ({'match': 'el7', 'fixed_from': ''}, ['policy_overrides[1]', 'fixed_from', "''"]),
+    ({'match': 'el7', 'degraded_from': '5.x.y'}, ['policy_overrides[1]', 'degraded_from', "'5.x.y'"]),
 ])
 def test_bad_override_names_entry_and_value(entry, words):
     overrides = [{'match': 'never-matches', 'status': 'fixed'}, entry]
@@ -389,3 +399,10 @@ def test_boot_findings_warn_only_when_the_next_boot_leaves_a_fixed_kernel():
     assert [f['code'] for f in boot_findings(fixed, severe)] == ['boot_default_unfixed']
     assert boot_findings(fixed, fixed) == [] and boot_findings(fixed, None) == []
     assert boot_findings(severe, severe) == []  # the running kernel's own status already says it
+
+@pytest.mark.parametrize('pattern', [r'^(\d+\.\d+)', r'^(?:x-)?(\d+\.\d+)', r'(\d+\.\d+)+', r'^\d+\.\d+',
+                                     r'(?=(\d+\.\d+))'])
+def test_version_patterns_whose_group_always_takes_part_are_accepted(pattern):
+    entry = {'match': 'el7', 'version_pattern': pattern, 'fixed_from': '5.2'}
+    assert kernel_policy.validate_policy([entry], 'policy_overrides') == [entry]
+    assert classify('5.4.0-1.el7', [entry])['status'] == 'fixed'

@@ -395,7 +395,7 @@ def test_get_argv_passes_the_kubeconfig_path_and_never_a_shell_string():
     assert kc.get_json('node', 'worker-1')['metadata']['name'] == 'worker-1'
     assert runner.calls == [(['/usr/local/bin/kubectl', '--kubeconfig', '/home/ops/.kube/prod',
                               '--context', 'prod-admin', '--request-timeout', '30s',
-                              'get', 'node', 'worker-1', '--output', 'json'], None)]
+                              'get', 'node', '--output', 'json', '--', 'worker-1'], None)]
 
 
 def test_get_argv_lists_with_selectors():
@@ -414,11 +414,11 @@ def test_patch_argv_is_a_json_argument():
     kc, runner = kube((0, '{}', ''))
     kc.patch('node', 'worker-1', k8s.cordon_patch('run-1', '5'))
     argv = runner.calls[0][0]
-    assert argv[:5] == ['/usr/local/bin/kubectl', 'patch', 'node', 'worker-1', '--type']
-    assert argv[5] == 'merge' and argv[6] == '--patch'
-    assert json.loads(argv[7]) == {'metadata': {'annotations': {k8s.CORDONED_BY: 'run-1'}, 'resourceVersion': '5'},
+    assert argv[:4] == ['/usr/local/bin/kubectl', 'patch', 'node', '--type']
+    assert argv[4] == 'merge' and argv[5] == '--patch'
+    assert json.loads(argv[6]) == {'metadata': {'annotations': {k8s.CORDONED_BY: 'run-1'}, 'resourceVersion': '5'},
                                    'spec': {'unschedulable': True}}
-    assert argv[8:] == ['--output', 'json']
+    assert argv[7:] == ['--output', 'json', '--', 'worker-1']
 
 
 def test_create_and_replace_send_the_object_on_stdin():
@@ -435,8 +435,8 @@ def test_create_and_replace_send_the_object_on_stdin():
 def test_delete_argv():
     kc, runner = kube((0, 'lease.coordination.k8s.io "lock" deleted', ''))
     kc.delete(k8s.LEASE_KIND, 'lock', namespace='kube-system', ignore_not_found=True)
-    assert runner.calls[0][0] == ['/usr/local/bin/kubectl', 'delete', 'leases.coordination.k8s.io', 'lock',
-                                  '--namespace', 'kube-system', '--ignore-not-found', '--wait=false']
+    assert runner.calls[0][0] == ['/usr/local/bin/kubectl', 'delete', 'leases.coordination.k8s.io',
+                                  '--namespace', 'kube-system', '--ignore-not-found', '--wait=false', '--', 'lock']
 
 
 def test_drain_argv_defaults_and_options():
@@ -444,10 +444,10 @@ def test_drain_argv_defaults_and_options():
     kc.drain('worker-1')
     kc.drain('worker-1', timeout=12, grace_period=30, delete_emptydir_data=False, ignore_daemonsets=False,
              disable_eviction=True, force=True, dry_run=True)
-    assert runner.calls[0][0] == ['/usr/local/bin/kubectl', 'drain', 'worker-1', '--timeout', '600s',
-                                  '--grace-period', '-1', '--ignore-daemonsets', '--delete-emptydir-data']
-    assert runner.calls[1][0] == ['/usr/local/bin/kubectl', 'drain', 'worker-1', '--timeout', '12s',
-                                  '--grace-period', '30', '--force', '--disable-eviction', '--dry-run=server']
+    assert runner.calls[0][0] == ['/usr/local/bin/kubectl', 'drain', '--timeout', '600s',
+                                  '--grace-period', '-1', '--ignore-daemonsets', '--delete-emptydir-data', '--', 'worker-1']
+    assert runner.calls[1][0] == ['/usr/local/bin/kubectl', 'drain', '--timeout', '12s', '--grace-period', '30',
+                                  '--force', '--disable-eviction', '--dry-run=server', '--', 'worker-1']
 
 
 def test_drain_failure_carries_the_refusals():
@@ -473,8 +473,8 @@ def test_wait_argv_and_timeout_message():
     with pytest.raises(k8s.WaitTimeoutError) as info:
         kc.wait('node', 'worker-1', 'condition=Ready', 120)
     assert str(info.value) == 'node worker-1 did not reach condition=Ready within 120s'
-    assert runner.calls[0][0] == ['/usr/local/bin/kubectl', '--kubeconfig', '/k', 'wait', 'node/worker-1',
-                                  '--for', 'condition=Ready', '--timeout', '120s']
+    assert runner.calls[0][0] == ['/usr/local/bin/kubectl', '--kubeconfig', '/k', 'wait',
+                                  '--for', 'condition=Ready', '--timeout', '120s', '--', 'node/worker-1']
 
 
 def test_get_raw():
@@ -543,7 +543,7 @@ def test_call_raises_the_mapped_error_with_argv():
     kc, _runner = kube((1, '', 'Error from server (NotFound): nodes "worker-9" not found\n'))
     with pytest.raises(k8s.NotFoundError) as info:
         kc.get_json('node', 'worker-9')
-    assert info.value.argv[-4:] == ['node', 'worker-9', '--output', 'json']
+    assert info.value.argv[-5:] == ['node', '--output', 'json', '--', 'worker-9']
     kc, _runner = kube((1, '', 'Error from server (NotFound): leases.coordination.k8s.io "lock" not found\n'))
     assert kc.get_optional(k8s.LEASE_KIND, 'lock', namespace='kube-system') is None
 

@@ -2,9 +2,12 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import os
+import time
+
 import pytest
 
-from ansible_collections.nodeops.memcg.plugins.module_utils import probe
+from ansible_collections.nodeops.memcg.plugins.module_utils import bounded, probe
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 from ansible_collections.nodeops.memcg.tests.unit.fixtures import memcg_tree as tree
 
@@ -188,32 +191,39 @@ def test_kmem_leak_only_on_el7_3_10(release):
 # collect on fixture nodes
 
 DESIGN_KEYS = {'kernel', 'cgroup', 'memcg', 'read_latency', 'slab', 'dentry', 'slabinfo', 'kubelet',
-               'kmem_leak', 'verdict', 'reasons', 'thresholds'}
+               'kmem_leak', 'verdict', 'reasons', 'thresholds', 'read_timeout', 'kernel_log'}
 
 
 def collect(root, clock_values, **kwargs):
-    """collect() with a fake clock (start/end of each read, then of the CPU sample) and no sleep."""
+    """collect() with a fake clock and no sleep.
+
+    Each memory.stat read runs in a forked child (bounded.run) holding a copy of the clock, so
+    every read and then the CPU sample in this process see the clock from its first value.
+    """
     ticks = iter(clock_values)
     return probe.collect(root, clock=lambda: next(ticks), sleep=lambda s: None, ticks_per_s=100, **kwargs)
 
 
 def test_collect_v1_el7_node(tmp_path):
     root = tree.build_node(tmp_path, memory_num_cgroups=65000, kubelet=(4321, 12, 188))
-    result = collect(root, [0.0, 0.01, 0.0, 0.005, 100.0, 102.0], cpu_interval_s=2.0)
+    result = collect(root, [0.0, 0.01], cpu_interval_s=2.0)
     assert set(result) == DESIGN_KEYS
     assert result['kernel']['status'] == 'severe'
     assert result['cgroup'] == {'layout': 'v1', 'memory_mount': '/sys/fs/cgroup/memory', 'unified_mount': None}
     assert result['memcg'] == {'total': 65000, 'live': 8, 'dying': 64992, 'source': 'proc_cgroups_minus_live_dirs'}
     assert result['read_latency']['root'] == {'path': '/sys/fs/cgroup/memory/memory.stat', 'reads': 1,
-                                              'ms': [10.0], 'max_ms': 10.0, 'slow': False}
+                                              'ms': [10.0], 'max_ms': 10.0, 'slow': False,
+                                              'timed_out': False}
     assert result['read_latency']['kubepods'] == {'path': '/sys/fs/cgroup/memory/kubepods.slice/memory.stat',
-                                                  'reads': 1, 'ms': [5.0], 'max_ms': 5.0, 'slow': False}
+                                                  'reads': 1, 'ms': [10.0], 'max_ms': 10.0, 'slow': False,
+                                                  'timed_out': False}
     assert result['slab'] == {'slab_kb': 1412332, 'sreclaimable_kb': 1301220, 'sunreclaim_kb': 111112}
     assert result['dentry'] == {'nr_dentry': 1152113, 'nr_unused': 1108811, 'nr_negative': 0}
     assert result['slabinfo']['dentry']['num_objs'] == 1160000
     # the stat file does not change in the fixture: found, sampled, zero CPU
     assert result['kubelet'] == {'found': True, 'pid': 4321, 'interval_s': 2.0, 'cpu_percent': 0.0,
-                                 'user_percent': 0.0, 'system_percent': 0.0, 'vanished': False}
+                                 'user_percent': 0.0, 'system_percent': 0.0, 'vanished': False,
+                                 'timed_out': False}
     assert result['kmem_leak']['suspected'] is True
     assert result['verdict'] == 'critical'
     assert result['reasons'][0].startswith('64992 dying memory cgroups exceed critical_dying (20000)')
@@ -231,7 +241,8 @@ def test_collect_fixed_kernel_v2_node(tmp_path):
     assert result['read_latency']['kubepods']['max_ms'] == 10.0
     assert result['slabinfo'] is None
     assert result['kubelet'] == {'found': False, 'pid': None, 'interval_s': 0, 'cpu_percent': None,
-                                 'user_percent': None, 'system_percent': None, 'vanished': False}
+                                 'user_percent': None, 'system_percent': None, 'vanished': False,
+                                 'timed_out': False}
     assert result['kmem_leak'] == {'suspected': False, 'signs': []}
     assert result['verdict'] == 'ok'  # 398 > 10 x 2 live, but under warn_dying_ratio_min
     assert result['reasons'] == []
@@ -255,9 +266,95 @@ def test_collect_given_pid_that_does_not_exist(tmp_path):
 
 @pytest.mark.parametrize('kwargs, message', [
     ({'stat_reads': 6}, 'stat_reads must be between 0 and 5'),
-    ({'cpu_interval_s': -1}, 'cpu_interval must not be negative'),
+    ({'cpu_interval_s': -1}, 'cpu_interval must be between 0 and 60 seconds, got -1'),
     ({'thresholds': {'critical_read_ms': -5}}, 'critical_read_ms must not be negative'),
 ])
 def test_collect_rejects_bad_arguments(tmp_path, kwargs, message):
     with pytest.raises(MemcgError, match=message):
         probe.collect(str(tmp_path), **kwargs)
+
+
+# time-bounded reads and strict options
+
+def _replace_with_fifo(root, path):
+    full = os.path.join(root, path.lstrip('/'))
+    os.unlink(full)
+    os.mkfifo(full)
+
+
+def test_collect_with_a_memory_stat_that_never_answers_is_critical_on_time(tmp_path):
+    root = tree.build_node(tmp_path, memory_num_cgroups=10, kubelet=None)
+    _replace_with_fifo(root, '/sys/fs/cgroup/memory/memory.stat')
+    start = time.time()
+    result = probe.collect(root, cpu_interval_s=0, read_timeout_s=1.5)
+    assert time.time() - start < 1.5 + bounded.KILL_GRACE_S + 1
+    latency = result['read_latency']['root']
+    assert latency['timed_out'] is True and latency['timeout_s'] == 1.5 and latency['reader']['reaped'] is True
+    assert result['read_latency']['kubepods'] is None
+    assert result['verdict'] == 'critical'
+    assert result['reasons'] == ['The root memory.stat read (/sys/fs/cgroup/memory/memory.stat) did not finish '
+                                 'within 1.5 s (read_timeout); it was abandoned after %s ms.' % latency['waited_ms']]
+
+
+def test_timed_out_read_on_a_fixed_kernel_is_warn():
+    latency = {'path': '/sys/fs/cgroup/memory.stat', 'reads': 0, 'ms': [], 'max_ms': 5001.0, 'slow': True,
+               'timed_out': True, 'timeout_s': 5.0, 'waited_ms': 5001.0, 'reader': {'pid': 9, 'reaped': True}}
+    verdict, reasons = probe.evaluate({'read_latency': {'root': latency}}, T, 'fixed')
+    assert verdict == 'warn' and 'did not finish within 5.0 s' in reasons[0] and 'another cause' in reasons[0]
+
+
+def test_collect_kubelet_whose_stat_blocks_is_timed_out_and_warn(tmp_path):
+    root = tree.build_node(tmp_path, memory_num_cgroups=10, kubelet=(4321, 1, 1))
+    _replace_with_fifo(root, '/proc/4321/stat')
+    result = probe.collect(root, cpu_interval_s=1, stat_reads=0, read_timeout_s=1.2)
+    kubelet = result['kubelet']
+    assert kubelet['found'] is True and kubelet['timed_out'] is True and kubelet['cpu_percent'] is None
+    assert result['verdict'] == 'warn'
+    assert result['reasons'] == ['Reading /proc/4321/stat of kubelet did not finish within 1.2 s (read_timeout): '
+                                 'the process is stuck in the kernel.']
+
+
+def test_read_timeout_default_is_critical_read_ms_plus_margin(tmp_path):
+    root = tree.build_node(tmp_path, memory_num_cgroups=10, kubelet=None)
+    assert probe.collect(root, cpu_interval_s=0, stat_reads=0)['read_timeout'] == 5.0
+    assert probe.validate_options(thresholds={'critical_read_ms': 8000})[1] == 12.0
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    ({'cpu_interval_s': float('inf')}, 'cpu_interval must be a finite number, got inf'),
+    ({'cpu_interval_s': float('nan')}, 'cpu_interval must be a finite number, got nan'),
+    ({'cpu_interval_s': 1e9}, r'cpu_interval must be between 0 and 60 seconds, got 1000000000.0'),
+    ({'cpu_interval_s': 60.5}, 'cpu_interval must be between 0 and 60 seconds, got 60.5'),
+    ({'stat_reads': True}, 'stat_reads must be between 0 and 5, got True'),
+    ({'read_timeout_s': 0.5}, r'read_timeout must be over critical_read_ms \(1.0 s\).*got 0.5'),
+    ({'read_timeout_s': 1.0}, r'read_timeout must be over critical_read_ms \(1.0 s\).*got 1.0'),
+    ({'read_timeout_s': float('inf')}, 'read_timeout must be a finite number, got inf'),
+    ({'read_timeout_s': float('nan')}, 'read_timeout must be a finite number, got nan'),
+    ({'read_timeout_s': 601}, 'read_timeout must be over 0.0 and at most 600.0 seconds, got 601'),
+    ({'root': ''}, "root must not be empty; leave it out for '/'"),
+    ({'kernel_overrides': [{'match': 'el7', 'version_pattern': r'^(\d+)?', 'fixed_from': '5.2'}]},
+     r'policy_overrides\[0\]: version_pattern .* optional'),
+])
+def test_collect_refuses_bad_options_before_reading(tmp_path, kwargs, message):
+    # tmp_path is an empty tree: any read would fail with another message.
+    with pytest.raises(MemcgError, match=message):
+        probe.collect(kwargs.pop('root', str(tmp_path)), **kwargs)
+
+
+def test_collect_reads_the_kernel_log_for_the_slub_sign(tmp_path):
+    root = tree.build_node(tmp_path, memory_num_cgroups=1000, kubelet=None)
+    tree.write(root, '/dev/kmsg', '6,1,10,-;Linux version 3.10.0-1160.el7.x86_64\n'
+                                  '4,2,20,-;SLUB: Unable to allocate memory on node -1 (gfp=0x8020)\n'
+                                  ' SUBSYSTEM=mm\n')
+    result = probe.collect(root, cpu_interval_s=0, stat_reads=0)
+    assert result['kernel_log']['source'] == '/dev/kmsg' and result['kernel_log']['records'] == 2
+    assert result['kmem_leak']['suspected'] is True
+    assert 'dmesg shows "SLUB: Unable to allocate memory on node -1"' in result['kmem_leak']['signs']
+    assert result['verdict'] == 'warn'
+
+
+def test_collect_without_a_kernel_log_says_so(tmp_path):
+    root = tree.build_node(tmp_path, memory_num_cgroups=10, kubelet=None)
+    result = probe.collect(root, cpu_interval_s=0, stat_reads=0)
+    assert result['kernel_log']['source'] == 'unavailable'
+    assert result['kernel_log']['note'].startswith('there is no /dev/kmsg under ')

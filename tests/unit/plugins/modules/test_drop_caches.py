@@ -152,8 +152,10 @@ def test_reaper_check_mode_and_background(tmp_path):
     ({'thresholds': {'warn_dying': -5}}, 'warn_dying must not be negative, got -5'),
     ({'thresholds': {'warn_read_ms': 2000}}, 'warn_read_ms'),
     ({'min_verdict': 'major'}, 'major'),
-    ({'settle_seconds': -1.5}, 'settle_seconds must not be negative, got -1.5'),
-    ({'cpu_interval': -1}, 'cpu_interval must not be negative, got -1'),
+    ({'settle_seconds': -1.5}, 'settle_seconds must be between 0 and 300, got -1.5'),
+    ({'cpu_interval': -1}, 'cpu_interval must be between 0 and 60 seconds, got -1.0'),
+    ({'cpu_interval': float('inf')}, 'cpu_interval must be a finite number, got inf'),
+    ({'read_timeout': 0.5}, 'read_timeout must be over critical_read_ms (1.0 s)'),
     ({'reaper': 'always'}, 'always'),
     ({'stat_reads': 9}, '9'),
 ])

@@ -20,6 +20,9 @@ from ansible_collections.nodeops.memcg.plugins.modules import k8s_cluster_lock, 
 from ansible_collections.nodeops.memcg.tests.unit.utils.module_harness import run_module
 
 KUBECTL = '/usr/local/bin/kubectl'
+# kubectl flags the wrappers pass with a separate value
+VALUED = ('--namespace', '--field-selector', '--selector', '--output', '--type', '--patch', '--timeout',
+          '--grace-period', '--for', '--filename')
 MUTATING = ('patch', 'create', 'replace', 'delete', 'drain', 'cordon', 'uncordon', 'annotate', 'apply')
 T0 = 1714557600.0  # 2024-05-01T10:00:00Z
 
@@ -97,7 +100,8 @@ class FakeKubectl(object):
         for obj in list(nodes) + list(pods) + list(pdbs) + list(leases):
             self.put(copy.deepcopy(obj))
         self.eviction = eviction
-        self.calls = []
+        self.calls = []  # argv as kubectl reads it: the names after '--' back in their place
+        self.raw_calls = []  # argv as given
         self.drain_answer = None
         self.before_write = None  # called with (verb, argv) before a write is applied: simulate races
         self.rv = 1000
@@ -129,11 +133,28 @@ class FakeKubectl(object):
             if flag in args:
                 index = args.index(flag)
                 del args[index:index + 2]
+        self.raw_calls.append(list(args))
+        args = self.positional_first(args)
         self.calls.append((args, data))
         verb = args[0]
         if self.before_write and verb in MUTATING:
             self.before_write(verb, args)
         return getattr(self, 'do_' + verb)(args, data)
+
+    @staticmethod
+    def positional_first(args):
+        """Move what follows '--' (the names) to where the answers look for it; every name must be there."""
+        verb = args[0]
+        if verb in ('create', 'replace') or (verb == 'get' and args[1] == '--raw'):
+            return args  # no name: the object comes on stdin, the path is ours
+        named = 2 if verb in ('get', 'patch', 'delete') else 1
+        if '--' not in args:
+            assert verb == 'get', 'a name must follow --: %r' % args  # get lists without a name
+            return args
+        dash = args.index('--')
+        assert not [arg for arg in args[named:dash] if not arg.startswith('-') and
+                    args[args.index(arg) - 1] not in VALUED], 'a positional argument before --: %r' % args
+        return args[:named] + args[dash + 1:] + args[named:dash]
 
     @staticmethod
     def option(args, flag):
@@ -397,7 +418,7 @@ def test_progress_is_recorded_only_on_our_cordon_and_removed_by_the_uncordon(clu
     ({'state': 'drained'}, 'state is drained but all of the following are missing: run_id'),
     ({'state': 'uncordoned'}, 'state is uncordoned but all of the following are missing: run_id'),
     ({'state': 'failed'}, 'state is failed but all of the following are missing: reason'),
-    ({'state': 'cordoned', 'run_id': '  '}, 'run_id must not be empty'),
+    ({"state": "cordoned", "run_id": "  "}, "run_id must be letters, digits and"),
     ({'state': 'drained', 'run_id': 'r', 'timeout': 0}, 'timeout must be a positive number of seconds, got 0'),
     ({'state': 'evicted', 'run_id': 'r'}, 'value of state must be one of'),
 ])
@@ -819,7 +840,7 @@ def test_lock_release_without_lease(cluster):
 
 
 @pytest.mark.parametrize('args, message', [
-    ({'ttl': 0}, 'ttl must be a positive number of seconds, got 0'),
+    ({'ttl': 0}, 'ttl must be between 1 and 2147483647 seconds, got 0'),
     ({'holder': ''}, 'holder must not be empty'),
     ({'state': 'locked'}, 'value of state must be one of'),
 ])
@@ -833,3 +854,70 @@ def test_lock_missing_holder(cluster):
     cluster()
     result, failed = run(k8s_cluster_lock.main, {})
     assert failed and result['msg'] == 'missing required arguments: holder'
+
+
+# ================================================================ hostile names: refused before kubectl starts
+
+INJECTIONS = ['--server=http://127.0.0.1:9', '--as=system:admin', '-v=9', 'Worker-1', 'worker_1', 'worker 1',
+              'worker-1;reboot', '', '.', 'a' * 254, 'worker-1\n--as=x']
+
+
+@pytest.mark.parametrize('bad', INJECTIONS)
+def test_k8s_node_refuses_a_name_that_is_no_node_name(cluster, bad):
+    fake = cluster(nodes=[make_node('worker-1')])
+    result, failed = run(k8s_node.main, node_args(name=bad, state='cordoned', run_id='run-1'))
+    assert failed and result['msg'].startswith('name must ')
+    assert repr(bad)[:40] in result['msg'] or bad == ''
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize('bad', INJECTIONS)
+def test_k8s_node_info_refuses_a_name_that_is_no_node_name(cluster, bad):
+    fake = cluster(nodes=[make_node('worker-1')])
+    result, failed = run(k8s_node_info.main, {'names': ['worker-1', bad]})
+    assert failed and result['msg'].startswith('names[1] must ')
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize('args, message', [
+    ({'name': '--server=http://127.0.0.1:9'}, "name must be a DNS-1123 subdomain"),
+    ({'name': '--as=system:admin'}, "got '--as=system:admin'"),
+    ({'name': ''}, "name must not be empty; got ''"),
+    ({'namespace': '--all-namespaces'}, "namespace must be a DNS-1123 label"),
+    ({'namespace': 'kube.system'}, "got 'kube.system'"),
+    ({'namespace': 'a' * 64}, 'at most 63 characters'),
+    ({'namespace': ''}, "namespace must not be empty"),
+    ({'holder': '--as=system:admin'}, "holder must be letters, digits and"),
+    ({'holder': 'run 1'}, "got 'run 1'"),
+    ({'holder': 'a' * 129}, 'at most 128 characters'),
+    ({'ttl': 2147483648}, 'ttl must be between 1 and 2147483647 seconds, got 2147483648'),
+    ({'ttl': -5}, 'ttl must be between 1 and 2147483647 seconds, got -5'),
+    ({'request_timeout': -1}, 'request_timeout must not be negative, got -1'),
+    ({'context': ''}, 'context must not be empty; leave it out for the default'),
+])
+def test_k8s_cluster_lock_refuses_hostile_input_before_kubectl(cluster, args, message):
+    fake = cluster()
+    result, failed = lock(dict({'holder': 'run-1'}, **args))
+    assert failed and message in result['msg'], result['msg']
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize('args, message', [
+    ({'state': 'cordoned', 'run_id': '--as=system:admin'}, "run_id must be letters, digits and"),
+    ({'state': 'cordoned', 'run_id': ''}, "run_id must not be empty"),
+    ({'state': 'drained', 'run_id': 'r', 'grace_period': -2}, 'grace_period must be between -1 and 2147483647'),
+    ({'state': 'cordoned', 'run_id': 'r', 'kubeconfig': ''}, 'kubeconfig must not be empty'),
+])
+def test_k8s_node_refuses_hostile_options_before_kubectl(cluster, args, message):
+    fake = cluster(nodes=[make_node('worker-1')])
+    result, failed = run(k8s_node.main, node_args(**args))
+    assert failed and message in result['msg'], result['msg']
+    assert fake.calls == []
+
+
+def test_every_name_reaches_kubectl_after_a_double_dash(cluster):
+    fake = cluster(nodes=[make_node('worker-1')])
+    result, failed = run(k8s_node.main, node_args(state='drained', run_id='run-1'))
+    assert not failed, result
+    named = [argv for argv in fake.raw_calls if 'worker-1' in argv]
+    assert named and all(argv[argv.index('worker-1') - 1] == '--' for argv in named), named

@@ -392,3 +392,16 @@ def test_grub_tool_warnings_are_passed_on(debian):
     result, failed = debian.run(release=BOOKWORM_NEW, state='once')
     assert not failed, result
     assert 'grub-reboot: WARNING: Detected GRUB environment block on lvm device' in result['warnings']
+
+
+@pytest.mark.parametrize('args, message', [
+    ({'root': ''}, "root must not be empty, got ''; leave it out for the default"),
+    ({'fallback_release': ' '}, "fallback_release must not be empty, got ' '"),
+    ({'grub_cfg': ''}, "grub_cfg must not be empty"),
+])
+def test_empty_strings_are_refused_not_read_as_the_default(debian, args, message):
+    before = debian.snapshot()
+    result, failed = debian.run(release=BOOKWORM_NEW, state='once', **args)
+    assert failed and message in result['msg']
+    assert debian.calls() == []
+    assert debian.snapshot() == before

@@ -265,9 +265,14 @@ def test_next_boot_on_an_unfixed_kernel_is_a_warning_finding(root):
     assert '4.19.0-26-amd64' in result['findings'][0]['message']
 
 
-@pytest.mark.parametrize('release', ['', '   '])
-def test_empty_release_is_an_error_not_the_running_kernel(root, release):
+@pytest.mark.parametrize('args, message', [
+    ({'release': ''}, "release must not be empty, got ''; leave it out for the default"),
+    ({'release': '  '}, "release must not be empty, got '  '"),
+    ({'root': ''}, "root must not be empty, got ''"),
+    ({'release': '5.4.0-1.el7', 'policy_overrides': [{'match': 'x', 'version_pattern': r'^(\d+)?', 'fixed_from': '5.2'}]},
+     'policy_overrides[0]: version_pattern'),
+])
+def test_empty_strings_and_bad_overrides_are_refused_before_anything_is_read(tmp_path, args, message):
     with no_tools():
-        result, failed = run_module(kernel_check.main, {'root': str(root), 'release': release})
-    assert failed
-    assert 'release is empty' in result['msg']
+        result, failed = run_module(kernel_check.main, dict({'list_installed': True}, **args))
+    assert failed and message in result['msg'], result['msg']

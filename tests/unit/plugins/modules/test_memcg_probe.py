@@ -159,3 +159,28 @@ def test_bad_textfile_dir_fails_naming_it(tmp_path, directory, named):
     result, failed = run_module(main, {'root': root, 'cpu_interval': 0, 'textfile_dir': directory})
     assert failed
     assert 'textfile' in result['msg'] and named in result['msg'], result['msg']
+
+
+@pytest.mark.parametrize('args, message', [
+    ({'root': ''}, "root must not be empty; leave it out for '/'"),
+    ({'cpu_interval': float('inf')}, 'cpu_interval must be a finite number, got inf'),
+    ({'cpu_interval': float('nan')}, 'cpu_interval must be a finite number, got nan'),
+    ({'cpu_interval': 1e9}, 'cpu_interval must be between 0 and 60 seconds, got 1000000000.0'),
+    ({'read_timeout': 0}, r'read_timeout must be over critical_read_ms (1.0 s)'),
+    ({'read_timeout': 1e6}, 'read_timeout must be over 0.0 and at most 600.0 seconds, got 1000000.0'),
+])
+def test_strict_options_fail_before_reading(tmp_path, args, message):
+    # tmp_path holds no /proc: an option that got through would fail on a read instead.
+    result, failed = run_module(main, dict({'root': str(tmp_path)}, **args))
+    assert failed and message in result['msg']
+
+
+def test_memory_stat_that_never_answers_returns_on_time(tmp_path):
+    root = tree.build_node(tmp_path, memory_num_cgroups=10, kubelet=None)
+    stat_file = tree.write(root, '/sys/fs/cgroup/memory/memory.stat', '')
+    os.unlink(stat_file)
+    os.mkfifo(stat_file)
+    result, failed = run_module(main, {'root': root, 'cpu_interval': 0, 'read_timeout': 1.2})
+    assert not failed
+    assert result['read_latency']['root']['timed_out'] is True and result['verdict'] == 'critical'
+    assert result['read_timeout'] == 1.2
