@@ -300,6 +300,7 @@ def test_a_bad_threshold_is_refused_before_the_config_is_written(install):
     # choices are the role's argument spec's, which runs first
     ({'mitigate_timer_level': 4}, 'value of mitigate_timer_level must be one of: 1, 2, 3, got: 4'),
     ({'mitigate_timer_mode': 'watch'}, 'value of mitigate_timer_mode must be one of: heal, monitor, got: watch'),
+    ({'mitigate_timer_mode': 'monitor'}, 'mitigate_timer_mode monitor needs mitigate_textfile_dir'),
     ({'mitigate_timer_scheduler': 'launchd'}, 'value of mitigate_timer_scheduler must be one of: auto, systemd, cron, got: launchd'),
     ({'mitigate_timer_interval': 10, 'mitigate_timer_splay': 600}, 'mitigate_timer_splay whole seconds below the interval'),
     ({'mitigate_timer_scheduler': 'cron', 'mitigate_timer_interval': 90},

@@ -421,6 +421,15 @@ def test_patch_argv_is_a_json_argument():
     assert argv[8:] == ['--output', 'json']
 
 
+def test_patch_argv_of_a_subresource_dry_run():
+    kc, runner = kube((0, '{}', ''))
+    kc.patch('node', 'worker-1', {'status': {'conditions': []}}, patch_type='strategic', dry_run=True,
+             subresource='status')
+    argv = runner.calls[0][0]
+    assert argv[1:6] == ['patch', 'node', 'worker-1', '--subresource', 'status']
+    assert argv[6:8] == ['--type', 'strategic'] and argv[-3:] == ['--dry-run=server', '--output', 'json']
+
+
 def test_create_and_replace_send_the_object_on_stdin():
     lease = k8s.lease_object('lock', 'kube-system', 'run-1', 60, 1714557600.0)
     kc, runner = kube((0, json.dumps(lease), ''), (0, json.dumps(lease), ''))
