@@ -119,7 +119,8 @@ def stack(tmp_path_factory):
     work = tmp_path_factory.mktemp('scrape')
     textfile_dir = work / 'textfile'
     textfile_dir.mkdir()
-    rules = yaml.safe_load(open(RULES))
+    with open(RULES) as handle:
+        rules = yaml.safe_load(handle)
     for group in rules['groups']:
         for rule in group['rules']:
             if 'for' in rule:
