@@ -85,8 +85,8 @@ class Daemon:
     def check(self):
         if self.process.poll() is not None:
             with open(self.log_path) as handle:
-                raise AssertionError('%s exited with %s:\n%s' % (self.process.args[0], self.process.returncode,
-                                                                handle.read()[-3000:]))
+                tail = handle.read()[-3000:]
+            raise AssertionError('%s exited with %s:\n%s' % (self.process.args[0], self.process.returncode, tail))
 
     def stop(self):
         if self.process.poll() is None:
