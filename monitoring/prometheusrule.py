@@ -26,6 +26,13 @@ HEADER = ('# Generated from nodeops-memcg.rules.yml by monitoring/prometheusrule
           '# ruleSelector (prometheus: k8s, role: alert-rules): change them to fit your Prometheus.\n')
 
 
+class _IndentedDumper(yaml.SafeDumper):
+    """Indents list items under their key, as yamllint (ansible-lint) wants."""
+
+    def increase_indent(self, flow=False, indentless=False):
+        return super().increase_indent(flow, False)
+
+
 def render(rules_text):
     """The manifest text for the content of a Prometheus rule file."""
     groups = yaml.safe_load(rules_text)['groups']
@@ -40,7 +47,8 @@ def render(rules_text):
         },
         'spec': {'groups': groups},
     }
-    return HEADER + yaml.safe_dump(manifest, sort_keys=False, default_flow_style=False, width=4096)
+    # long expressions and annotations fold at 120 columns (a plain scalar reads back the same)
+    return HEADER + yaml.dump(manifest, Dumper=_IndentedDumper, sort_keys=False, default_flow_style=False, width=120)
 
 
 def main(argv=None):

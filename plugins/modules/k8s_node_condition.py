@@ -14,7 +14,7 @@ version_added: 1.0.0
 description:
   - Publishes a problem on a Kubernetes Node the way node-problem-detector does, so that
     C(kubectl describe node) and anything watching Node conditions and Events sees it.
-  - Sets the condition O(type) with O(status), O(reason) and O(message) by a strategic-merge patch
+  - Sets the condition O(type) with O(status), O(reason) and O(detail) (its C(message)) by a strategic-merge patch
     of the Node's C(status) subresource. Conditions merge by type, so only this type is sent;
     the types kubelet owns (V(Ready), V(MemoryPressure), V(DiskPressure), V(PIDPressure),
     V(NetworkUnavailable)) are refused.
@@ -56,8 +56,10 @@ options:
     description: Short UpperCamelCase reason (for example V(DyingMemcgsCritical)).
     type: str
     required: true
-  message:
-    description: Human-readable message naming the numbers; cut at 1024 characters.
+  detail:
+    description:
+      - The condition's and the Event's C(message), human-readable, naming the numbers; cut at 1024 characters.
+      - Not called C(message), a name Ansible keeps for itself.
     type: str
     required: true
   event:
@@ -81,7 +83,7 @@ EXAMPLES = r'''
     type: DyingMemoryCgroups
     status: "{{ detect_result.probe.verdict != 'ok' }}"
     reason: DyingMemcgsCritical
-    message: "68692 dying memory cgroups exceed critical_dying (20000)"
+    detail: "68692 dying memory cgroups exceed critical_dying (20000)"
   delegate_to: localhost
 '''
 
@@ -128,7 +130,7 @@ def main():
             type=dict(type='str', default='DyingMemoryCgroups'),
             status=dict(type='bool', required=True),
             reason=dict(type='str', required=True),
-            message=dict(type='str', required=True),
+            detail=dict(type='str', required=True),
             event=dict(type='bool', default=True),
             event_namespace=dict(type='str', default='default'),
             component=dict(type='str', default='nodeops-memcg'),
@@ -141,7 +143,7 @@ def main():
         kube = k8s.kubectl_for(module)
         node = kube.get_json('node', params['name'])
         now = utc_now()
-        planned = node_condition.plan(node, params['type'], params['status'], params['reason'], params['message'], now)
+        planned = node_condition.plan(node, params['type'], params['status'], params['reason'], params['detail'], now)
         if planned['changed']:
             kube.patch('node', params['name'], planned['patch'], patch_type='strategic',
                        dry_run=module.check_mode, subresource='status')
