@@ -4,6 +4,8 @@
 #  - git: lists the files of the collection copy (git ls-files);
 #  - shellcheck: ansible-test sanity skips its shellcheck test when it is missing;
 #  - python3-venv: only when python3 cannot make a venv with pip (Debian's own python3);
+#  - prometheus (promtool) and prometheus-node-exporter: the alert rules' promtool tests and the
+#    scrape end to end (tests/integration/test_prometheus_*.py) start them on loopback;
 #  - the vm stage (tests/vm/README.md): qemu runs the guest; debootstrap, GRUB's i386-pc images,
 #    mkfs.ext4 -d and sfdisk build its disk; ssh and scp reach it; apt-get download fetches the
 #    newer kernel's .deb (hence the fresh package lists);
@@ -13,7 +15,7 @@ set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 packages=(git shellcheck qemu-system-x86 qemu-utils debootstrap grub-pc-bin grub2-common e2fsprogs fdisk
-  openssh-client openssh-server sudo)
+  openssh-client openssh-server sudo prometheus prometheus-node-exporter)
 if ! "${PYTHON:-python3}" -c 'import ensurepip, venv' >/dev/null 2>&1; then
   packages+=(python3-venv)
 fi

@@ -283,10 +283,12 @@ class Kubectl(object):
             argv += ['--selector', label_selector]
         return argv + ['--output', 'json'] + _positional(name)
 
-    def patch_argv(self, kind, name, patch, namespace=None, patch_type='merge', dry_run=False):
+    def patch_argv(self, kind, name, patch, namespace=None, patch_type='merge', dry_run=False, subresource=None):
         argv = self.base_argv() + ['patch', kind]
         if namespace:
             argv += ['--namespace', namespace]
+        if subresource:
+            argv += ['--subresource', subresource]
         argv += ['--type', patch_type, '--patch', json.dumps(patch, sort_keys=True)]
         if dry_run:
             argv.append('--dry-run=server')
@@ -370,9 +372,10 @@ class Kubectl(object):
         argv = self.base_argv() + ['get', '--raw', path]
         return self._json(self.call(argv, 'API path %s' % path), 'API path %s' % path)
 
-    def patch(self, kind, name, patch, namespace=None, patch_type='merge', dry_run=False):
+    def patch(self, kind, name, patch, namespace=None, patch_type='merge', dry_run=False, subresource=None):
         what = _describe(kind, name, namespace)
-        return self._json(self.call(self.patch_argv(kind, name, patch, namespace, patch_type, dry_run), what), what)
+        argv = self.patch_argv(kind, name, patch, namespace, patch_type, dry_run, subresource)
+        return self._json(self.call(argv, what), what)
 
     def create(self, obj, dry_run=False):
         return self._apply('create', obj, dry_run)

@@ -137,7 +137,7 @@ def test_systemd_timer_check_install_idempotent_remove(install):
     assert read(install.script) == read(SCRIPT_SOURCE)
     assert os.stat(install.script).st_mode & 0o777 == 0o755
     assert json.loads(read(install.config)) == {
-        'level': 3, 'min_verdict': 'warn', 'reaper': 'before', 'thresholds': {'warn_dying': 4000},
+        'mode': 'heal', 'level': 3, 'min_verdict': 'warn', 'reaper': 'before', 'thresholds': {'warn_dying': 4000},
         'policy_overrides': [], 'textfile_dir': str(install.tmp / 'textfile'),
         'lock_file': install.path('/run/nodeops-memcg-heal.lock'), 'lib_dir': install.lib_dir}
 
@@ -258,6 +258,37 @@ def test_the_installed_job_runs_against_a_fixture_root(install):
     assert os.listdir(textfile_dir) == ['nodeops_memcg.prom']
 
 
+def test_monitor_mode_installs_a_probe_only_job(install):
+    textfile_dir = install.tmp / 'textfile'
+    textfile_dir.mkdir()
+    settings = {'mitigate_timer_mode': 'monitor', 'mitigate_timer_scheduler': 'systemd',
+                'mitigate_textfile_dir': str(textfile_dir)}
+    result = install.play('present', **settings)
+    succeeded(result, changed=True)
+    assert 'it probes the node and writes the textfile metrics (%s); it never drops caches' % textfile_dir \
+        in result.stdout
+    assert json.loads(read(install.config))['mode'] == 'monitor'
+    assert 'Description=nodeops.memcg monitor: probe dying memory cgroups and write the textfile metrics ' \
+        '(never drops)' in read(install.service).splitlines()
+    verify_units(install.service, install.timer)
+
+    # the installed job, run as the unit runs it, against a sick fixture node: metrics, no drop
+    root = tree.build_node(install.tmp / 'root', memory_num_cgroups=68700)
+    tree.write(root, '/proc/sys/vm/drop_caches', '0\n')
+    exec_start = [line for line in read(install.service).splitlines() if line.startswith('ExecStart=')][0]
+    command = shlex.split(exec_start.split('=', 1)[1]) + ['--root', root]
+    command.remove('--quiet')
+    job = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+    assert job.returncode == 0, job.stderr
+    assert job.stdout.startswith('nodeops-memcg-heal: action=monitor:would-drop level=2 verdict=critical '), job.stdout
+    assert read(os.path.join(root, 'proc/sys/vm/drop_caches')) == '0\n'
+    assert 'nodeops_memcg_verdict 2' in read(textfile_dir / 'nodeops_memcg.prom').splitlines()
+    assert 'nodeops_memcg_heal_dropped 0' in read(textfile_dir / 'nodeops_memcg_heal.prom').splitlines()
+
+    succeeded(install.play('absent', **settings), changed=True)
+    assert install.files() == []
+
+
 def test_a_bad_threshold_is_refused_before_the_config_is_written(install):
     result = install.play('present', mitigate_timer_scheduler='cron', mitigate_thresholds={'warn_dyng': 10})
     assert result.returncode != 0
@@ -269,6 +300,8 @@ def test_a_bad_threshold_is_refused_before_the_config_is_written(install):
 @pytest.mark.parametrize('settings, message', [
     # choices are the role's argument spec's, which runs first
     ({'mitigate_timer_level': 4}, 'value of mitigate_timer_level must be one of: 1, 2, 3, got: 4'),
+    ({'mitigate_timer_mode': 'watch'}, 'value of mitigate_timer_mode must be one of: heal, monitor, got: watch'),
+    ({'mitigate_timer_mode': 'monitor'}, 'mitigate_timer_mode monitor needs mitigate_textfile_dir'),
     ({'mitigate_timer_scheduler': 'launchd'}, 'value of mitigate_timer_scheduler must be one of: auto, systemd, cron, got: launchd'),
     ({'mitigate_timer_interval': 10, 'mitigate_timer_splay': 600}, 'mitigate_timer_splay whole seconds below the interval'),
     ({'mitigate_timer_scheduler': 'cron', 'mitigate_timer_interval': 90},

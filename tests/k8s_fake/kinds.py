@@ -51,6 +51,8 @@ RESOURCES = [
              fields=['status.replicas']),
     Resource('poddisruptionbudgets', 'policy', 'v1', 'PodDisruptionBudget', True, 'poddisruptionbudget', ['pdb']),
     Resource('leases', 'coordination.k8s.io', 'v1', 'Lease', True, 'lease', status=False),
+    Resource('events', '', 'v1', 'Event', True, 'event', ['ev'], status=False,
+             fields=['involvedObject.kind', 'involvedObject.name', 'reason', 'type']),
 ]
 BY_NAME = {r.name: r for r in RESOURCES}
 
@@ -221,11 +223,18 @@ SPEC_FIELDS = {'leases': {'holderIdentity', 'leaseDurationSeconds', 'acquireTime
                           'strategy', 'preferredHolder'}}
 
 
+# core/v1 Event keeps its fields at the top level, beside metadata
+TOP_FIELDS = {'events': {'involvedObject', 'reason', 'message', 'source', 'firstTimestamp', 'lastTimestamp', 'count',
+                         'type', 'eventTime', 'series', 'action', 'related', 'reportingComponent',
+                         'reportingInstance'}}
+
+
 def unknown_fields(resource, body):
     """The fields ?fieldValidation=Strict refuses: unknown top-level and metadata keys, and unknown lease spec keys."""
     if not isinstance(body, dict):
         return []
-    unknown = ['%s' % k for k in body if k not in ('apiVersion', 'kind', 'metadata', 'spec', 'status')]
+    known = {'apiVersion', 'kind', 'metadata', 'spec', 'status'} | TOP_FIELDS.get(resource.name, set())
+    unknown = ['%s' % k for k in body if k not in known]
     if isinstance(body.get('metadata'), dict):
         unknown += ['metadata.%s' % k for k in body['metadata'] if k not in OBJECT_META_FIELDS]
     if resource.name in SPEC_FIELDS and isinstance(body.get('spec'), dict):

@@ -193,8 +193,27 @@ class Store:
                                 ('acquireTime', str), ('renewTime', str)):
                 if spec.get(field) is not None and not isinstance(spec[field], kind):
                     causes.append(('spec.' + field, 'Invalid value: must be of type %s' % kind.__name__))
+        if rtype.name == 'events':
+            causes += Store._event_causes(obj)
         if causes:
             raise kinds.invalid(rtype, name, causes)
+
+    @staticmethod
+    def _event_causes(event):
+        """core/v1 Event validation (legacy events): an involved object, and the namespace rule."""
+        involved = event.get('involvedObject') or {}
+        namespace = event['metadata'].get('namespace', '')
+        causes = []
+        if not involved.get('kind') or not involved.get('name'):
+            causes.append(('involvedObject', 'Required value: kind and name'))
+        # a cluster-scoped object (a Node) has its events in "default"; a namespaced one in its own namespace
+        wanted = involved.get('namespace') or 'default'
+        if namespace != wanted:
+            causes.append(('involvedObject.namespace', 'Invalid value: "%s": does not match event.namespace'
+                           % involved.get('namespace', '')))
+        if event.get('type') not in (None, 'Normal', 'Warning'):
+            causes.append(('type', 'Unsupported value: "%s": supported values: "Normal", "Warning"' % event['type']))
+        return causes
 
     @staticmethod
     def _sync_node_taints(node):

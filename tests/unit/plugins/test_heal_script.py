@@ -232,6 +232,25 @@ def test_dry_run_writes_nothing(node, lib_dir):
     assert drop_caches(node) == '0\n'
 
 
+def test_monitor_mode_probes_and_writes_the_textfiles_but_never_drops(node, lib_dir):
+    config = write_config(node, lib_dir, mode='monitor')
+    for run_number in (1, 2):
+        result = run(node, config)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith('nodeops-memcg-heal: action=monitor:would-drop level=2 verdict=critical '
+                                        'min_verdict=warn dying=68692 '), result.stdout
+        assert drop_caches(node) == '0\n'
+        with open(os.path.join(node['textfile_dir'], 'nodeops_memcg.prom')) as handle:
+            probe = handle.read().splitlines()
+        assert 'nodeops_memcg_dying 68692' in probe and 'nodeops_memcg_verdict 2' in probe
+        with open(os.path.join(node['textfile_dir'], 'nodeops_memcg_heal.prom')) as handle:
+            heal = handle.read().splitlines()
+        for line in ('nodeops_memcg_heal_success 1', 'nodeops_memcg_heal_dropped 0', 'nodeops_memcg_heal_reaped 0',
+                     'nodeops_memcg_heal_drops_total 0'):
+            assert line in heal, (run_number, line)
+        assert not [line for line in heal if line.startswith('nodeops_memcg_heal_last_drop_timestamp_seconds')]
+
+
 def test_quiet_prints_nothing(node, lib_dir):
     result = run(node, write_config(node, lib_dir), '--quiet')
     assert (result.returncode, result.stdout, result.stderr) == (0, '', '')
@@ -376,6 +395,7 @@ def test_syslog_line_of_an_error(node, lib_dir, fake_syslog, capsys):
     ({'textfile_dir': 'var/lib/node_exporter'}, 'textfile_dir must be an absolute path or "", got "var/lib/node_exporter"'),
     ({'policy_overrides': [{'match': '(', 'status': 'fixed'}]}, "policy_overrides[0]: match '(' is not a valid regular expression"),
     ({'stat_reads': 9}, 'stat_reads must be between 0 and 5, got 9'),
+    ({'mode': 'watch'}, 'mode must be heal or monitor, got "watch"'),
 ])
 def test_bad_config_names_the_key(node, lib_dir, settings, message):
     config = write_config(node, lib_dir, **settings)
@@ -387,7 +407,7 @@ def test_bad_config_names_the_key(node, lib_dir, settings, message):
         assert drop_caches(node) == '0\n'
         if args:  # the role's validate step writes nothing
             assert os.listdir(node['textfile_dir']) == []
-    if 'textfile_dir' in settings or 'levle' in settings or settings.get('level') == '2':
+    if 'textfile_dir' in settings or 'levle' in settings or 'mode' in settings or settings.get('level') == '2':
         # the config file itself is malformed: none of it is trusted, textfile_dir included
         assert os.listdir(node['textfile_dir']) == []
     else:  # a well-formed config with a bad value: the failed run shows up in the metrics

@@ -421,6 +421,16 @@ def test_patch_argv_is_a_json_argument():
     assert argv[7:] == ['--output', 'json', '--', 'worker-1']
 
 
+def test_patch_argv_of_a_subresource_dry_run():
+    kc, runner = kube((0, '{}', ''))
+    kc.patch('node', 'worker-1', {'status': {'conditions': []}}, patch_type='strategic', dry_run=True,
+             subresource='status')
+    argv = runner.calls[0][0]
+    assert argv[1:5] == ['patch', 'node', '--subresource', 'status']
+    assert argv[5:7] == ['--type', 'strategic']
+    assert argv[-5:] == ['--dry-run=server', '--output', 'json', '--', 'worker-1']
+
+
 def test_create_and_replace_send_the_object_on_stdin():
     lease = k8s.lease_object('lock', 'kube-system', 'run-1', 60, 1714557600.0)
     kc, runner = kube((0, json.dumps(lease), ''), (0, json.dumps(lease), ''))
