@@ -569,6 +569,7 @@ def live_by_top(cgroup, root='/'):
 
 MAX_PERF_SCRIPT_BYTES = 32 * 1024 * 1024  # perf script text kept; the rest is dropped
 MAX_PERF_SAMPLES = 20000
+FINISH_RESERVE_S = 1.0  # of the budget, kept for what follows the memory.stat reads
 PERF_FREQUENCY = 99  # Hz: an odd rate that does not beat with timers
 
 
@@ -732,7 +733,7 @@ def collect(root='/', kubelet_name='kubelet', kubelet_pid=None, duration_s=30.0,
     second = cgroups.count_memcgs(cgroup, root)
     rate = rates(first, second, clock() - counted)
 
-    levels = time_levels(stat_levels(cgroup, root, max_pods), deadline, warn_read_ms, root, clock)
+    levels = time_levels(stat_levels(cgroup, root, max_pods), deadline - FINISH_RESERVE_S, warn_read_ms, root, clock)
     conclusion, reasons = conclude(kubelet, evidence, applied)
     evidence['functions'] = list(functions)
     evidence['kernel_generation'] = generation
