@@ -394,6 +394,13 @@ def _hours_until(current, limit, per_hour):
     return round((limit - current) / per_hour, 2)
 
 
+def hours_text(hours):
+    """'3.2 hours', or minutes under an hour."""
+    if hours >= 1:
+        return '%.1f hours' % hours
+    return '%.0f minutes' % (hours * 60)
+
+
 def forecast(counts, rate, critical_dying, release):
     """When the node gets sick at the measured rate; pure.
 
@@ -424,15 +431,15 @@ def forecast(counts, rate, critical_dying, release):
         say('%d dying memcgs already exceed critical_dying (%d); they grow by %.1f per hour.'
             % (dying, critical_dying, per_hour))
     else:
-        say('At %.1f dying memcgs per hour the node crosses critical_dying (%d) in %.1f hours.'
-            % (per_hour, critical_dying, result['hours_to_critical']))
+        say('At %.1f dying memcgs per hour the node crosses critical_dying (%d) in %s.'
+            % (per_hour, critical_dying, hours_text(result['hours_to_critical'])))
     if el7 and result['hours_to_id_limit'] is not None:
         say('This RHEL 7 kernel fails every cgroup mkdir at %d memcgs: %s.'
             % (MEMCG_ID_LIMIT, 'reached now' if result['hours_to_id_limit'] == 0
-               else 'reached in %.1f hours' % result['hours_to_id_limit']))
+               else 'reached in ' + hours_text(result['hours_to_id_limit'])))
     if result['hours_back_after_drop'] is not None:
-        say('A drop_caches that released all %d dying memcgs would see them back in %.1f hours.'
-            % (dying, result['hours_back_after_drop']))
+        say('A drop_caches that released all %d dying memcgs would see them back in %s.'
+            % (dying, hours_text(result['hours_back_after_drop'])))
     return result
 
 
