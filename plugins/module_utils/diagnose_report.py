@@ -185,9 +185,15 @@ def diagnose_node_markdown(row):
     lines += ['', '## Forecast', ''] + ['- %s' % text for text in forecast.get('summary') or []]
     pprof = row.get('pprof')
     if pprof:
-        lines += ['', '## kubelet CPU profile (pprof)', '',
-                  'Saved on the controller: %s.' % pprof.get('path') if pprof.get('path') else
-                  'Not saved: %s' % pprof.get('error')]
+        lines += ['', '## kubelet CPU profile (pprof)', '']
+        if pprof.get('path'):
+            lines.append('Saved on the controller: %s (%s bytes, open with `go tool pprof`).' % (pprof['path'], pprof.get('bytes')))
+        if pprof.get('error'):
+            lines.append('Problem: %s' % pprof['error'])
+        if pprof.get('top'):
+            lines += ['', '%s%% of kubelet\'s CPU under cAdvisor\'s memory stat readers.' % pprof.get('memory_stat_share_percent'),
+                      '', markdown_table(['Function', 'Flat', 'Cumulative'],
+                                         [[item['function'], '%s%%' % item['flat'], '%s%%' % item['cum']] for item in pprof['top']])]
     timing = row['timing']
     lines += ['', 'Took %s s of a %s s budget%s.' % (timing.get('elapsed_s'), timing.get('timeout_s'),
                                                    '; some levels were not read' if timing.get('stopped_early') else '')]
