@@ -6,12 +6,14 @@
 #  - python3-venv: only when python3 cannot make a venv with pip (Debian's own python3);
 #  - the vm stage (tests/vm/README.md): qemu runs the guest; debootstrap, GRUB's i386-pc images,
 #    mkfs.ext4 -d and sfdisk build its disk; ssh and scp reach it; apt-get download fetches the
-#    newer kernel's .deb (hence the fresh package lists).
+#    newer kernel's .deb (hence the fresh package lists);
+#  - linux-perf: the diagnose tests sample a stand-in kubelet's kernel call graphs with perf;
+#    strace: the diagnose API test proves no process of the run opens a listening socket.
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 packages=(git shellcheck qemu-system-x86 qemu-utils debootstrap grub-pc-bin grub2-common e2fsprogs fdisk
-  openssh-client)
+  openssh-client linux-perf strace)
 if ! "${PYTHON:-python3}" -c 'import ensurepip, venv' >/dev/null 2>&1; then
   packages+=(python3-venv)
 fi

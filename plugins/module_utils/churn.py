@@ -176,6 +176,8 @@ def _fields(data):
             value, pos = data[pos:pos + 4], pos + 4
         else:
             raise MemcgError('pprof profile has an unknown protobuf wire type %d' % wire)
+        if pos > len(data):
+            raise MemcgError('pprof profile is truncated')
         yield number, value
 
 
