@@ -395,10 +395,10 @@ def _hours_until(current, limit, per_hour):
 
 
 def hours_text(hours):
-    """'3.2 hours', or minutes under an hour."""
+    """'3.2 hours', or '25 min' under an hour."""
     if hours >= 1:
         return '%.1f hours' % hours
-    return '%.0f minutes' % (hours * 60)
+    return '%.0f min' % (hours * 60)
 
 
 def forecast(counts, rate, critical_dying, release):
@@ -577,6 +577,7 @@ def live_by_top(cgroup, root='/'):
 MAX_PERF_SCRIPT_BYTES = 32 * 1024 * 1024  # perf script text kept; the rest is dropped
 MAX_PERF_SAMPLES = 20000
 FINISH_RESERVE_S = 1.0  # of the budget, kept for what follows the memory.stat reads
+MIN_FALLBACK_S = 0.5  # /proc sampling after a perf failure, when the sampling time is already used up
 PERF_FREQUENCY = 99  # Hz: an odd rate that does not beat with timers
 
 
@@ -661,6 +662,7 @@ def _evidence(pid, method, duration_s, deadline, functions, perf, sleep_binary, 
     """Sample kubelet for duration_s with perf and/or /proc; the evidence dict."""
     evidence = {'method': 'none', 'tried': [], 'error': None}
     end = clock() + duration_s
+    deadline -= FINISH_RESERVE_S  # sampling leaves time for the counts and reads that follow
     if pid is None:
         return evidence, end
     if method in ('auto', 'perf'):
@@ -668,7 +670,7 @@ def _evidence(pid, method, duration_s, deadline, functions, perf, sleep_binary, 
         if not perf:
             evidence['error'] = 'perf is not installed on this node'
         else:
-            recorded = run_perf(perf, sleep_binary, pid, duration_s, workdir, deadline, clock=clock)
+            recorded = run_perf(perf, sleep_binary, pid, duration_s, workdir, deadline - MIN_FALLBACK_S, clock=clock)
             if recorded['samples'] is not None:
                 found = perf_evidence(recorded['samples'], functions)
                 if found['kernel_samples'] and not found['kernel_symbols']:
@@ -683,14 +685,16 @@ def _evidence(pid, method, duration_s, deadline, functions, perf, sleep_binary, 
                 evidence['error'] = recorded['error']
     if method in ('auto', 'proc'):
         evidence['tried'].append('proc')
-        seconds = min(end, deadline) - clock()
-        snapshots = sample_tasks(pid, max(seconds, 0.2), root=root, clock=clock, sleep=sleep)
+        # after a perf failure, at least a short look when the budget still allows one
+        seconds = min(max(end - clock(), MIN_FALLBACK_S), deadline - clock())
+        snapshots = sample_tasks(pid, seconds, root=root, clock=clock, sleep=sleep) if seconds > 0 else []
         if snapshots:
             found = fallback_evidence(snapshots, functions)
             found.update(method='proc', tried=evidence['tried'],
                          error=evidence['error'] and 'perf: %s; fell back to /proc sampling' % evidence['error'])
             return found, end
-        evidence['error'] = 'kubelet exited before /proc could be sampled'
+        evidence['error'] = ('%s; ' % evidence['error'] if evidence['error'] else '') + (
+            'no time left in the budget for /proc sampling' if seconds <= 0 else 'kubelet exited before /proc could be sampled')
     return evidence, end
 
 

@@ -146,8 +146,10 @@ def diagnose_node_markdown(row):
                                              evidence['visibility'] or ''), '']
     if evidence['error']:
         lines += ['Note: %s' % evidence['error'], '']
-    lines.append('%s of %s samples under memory cgroup stat functions (%s).' % (
-        _num(evidence['stat_samples'], '{0}'), _num(evidence['samples'], '{0}'), _num(evidence['share_percent'], '{0}%')))
+    lines.append('%s of %s samples inside a memory.stat read (%s)%s.' % (
+        _num(evidence['stat_samples'], '{0}'), _num(evidence['samples'], '{0}'), _num(evidence['share_percent'], '{0}%'),
+        ': under memory cgroup stat functions' if evidence['method'] == 'perf' else
+        ': a stat function on a stack, or memory.stat open' if evidence['method'] == 'proc' else ''))
     for key, title in (('stat_functions_seen', 'Stat functions seen'), ('top_functions', 'Top functions (leaf)')):
         if evidence.get(key):
             lines += ['', markdown_table([title, 'Samples'], [[item['function'], item['samples']] for item in evidence[key]])]
@@ -179,7 +181,7 @@ def diagnose_node_markdown(row):
             lines += ['', 'Look first at:', ''] + ['- %s' % text for text in kubernetes['look_first']]
         if kubernetes['sources']:
             lines += ['', markdown_table(
-                ['Namespace', 'Owner', 'Pods', 'Job pods', 'Restarts', 'Created last hour', 'Container starts (events)', 'Score'],
+                ['Namespace', 'Owner', 'Pods', 'Job pods', 'Restarts', 'Recent pods', 'Container starts (events)', 'Score'],
                 [[s['namespace'], '%s/%s' % (s['owner_kind'], s['owner_name']), s['pods'], s['job_pods'], s['restarts'],
                   s['recent_pods'], s['started_events'], s['score']] for s in kubernetes['sources'][:10]])]
     lines += ['', '## Forecast', ''] + ['- %s' % text for text in forecast.get('summary') or []]

@@ -159,7 +159,7 @@ def test_forecast_when_growing_below_critical_and_when_not_growing():
     assert found['hours_to_critical'] == 190.0 and found['id_limit'] is None and found['hours_to_id_limit'] is None
     assert 'crosses critical_dying (20000) in 190.0 hours' in found['summary'][0]
     assert 'back in 10.0 hours' in found['summary'][1]
-    assert diagnose.hours_text(0.25) == '15 minutes' and diagnose.hours_text(2) == '2.0 hours'
+    assert diagnose.hours_text(0.25) == '15 min' and diagnose.hours_text(2) == '2.0 hours'
     flat = diagnose.rates(counts(1000, 100), counts(990, 100), 60.0)
     found = diagnose.forecast(counts(990, 100), flat, 20000, '5.15.0-91-generic')
     assert found['hours_to_critical'] is None and found['hours_back_after_drop'] is None
@@ -236,3 +236,14 @@ def test_collect_refuses_bad_input_before_measuring(kwargs, message):
     with pytest.raises(MemcgError) as error:
         diagnose.collect(root='/nonexistent-root', **kwargs)
     assert message in str(error.value)
+
+
+def test_collect_falls_back_to_proc_when_perf_fails(tmp_path):
+    """A real diagnosis of this test process, with a 'perf' that always fails (/bin/false)."""
+    result = diagnose.collect(kubelet_pid=os.getpid(), duration_s=0.3, timeout_s=6, perf='/bin/false',
+                              sleep_binary='sleep', workdir=str(tmp_path))
+    evidence = result['evidence']
+    assert evidence['tried'] == ['perf', 'proc'] and evidence['method'] == 'proc', evidence
+    assert evidence['error'].startswith('perf: perf record failed (rc 1)'), evidence['error']
+    assert evidence['samples'] >= 1 and result['kubelet']['found'] and result['timing']['within_budget']
+    assert 'open memory.stat file' in evidence['visibility']
