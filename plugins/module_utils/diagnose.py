@@ -574,7 +574,7 @@ def live_by_top(cgroup, root='/'):
 
 # ---------------------------------------------------------------- running perf, bounded
 
-MAX_PERF_SCRIPT_BYTES = 32 * 1024 * 1024  # perf script text kept; the rest is dropped
+MAX_PERF_SCRIPT_BYTES = 32 * 1024 * 1024  # perf script text read; perf script is stopped after that
 MAX_PERF_SAMPLES = 20000
 FINISH_RESERVE_S = 1.0  # of the budget, kept for what follows the memory.stat reads
 MIN_FALLBACK_S = 0.5  # /proc sampling after a perf failure, when the sampling time is already used up
@@ -616,21 +616,24 @@ def run_perf(perf, sleep_binary, pid, seconds, workdir, deadline, frequency=PERF
         return {'samples': None, 'truncated': False,
                 'error': 'perf record failed (rc %s): %s' % (process.returncode, ' '.join(message[-3:])[:500])}
     script = [perf, 'script', '-i', data, '-F', 'comm,tid,ip,sym', '--max-stack', '64']
-    out_path = os.path.join(workdir, 'perf.txt')
-    with open(out_path, 'wb') as out:
-        with open(err_path, 'wb') as err:
-            process = subprocess.Popen(script, stdin=subprocess.PIPE, stdout=out, stderr=err, env=env, close_fds=True)
-            process.stdin.close()
-            finished = _wait(process, deadline, clock)
-    if not finished:
+    with open(err_path, 'wb') as err:
+        process = subprocess.Popen(script, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env,
+                                   close_fds=True)
+        process.stdin.close()
+        # At most MAX_PERF_SCRIPT_BYTES are read (in memory, nothing on disk); perf is killed after that.
+        outcome, raw = call_with_timeout(lambda: process.stdout.read(MAX_PERF_SCRIPT_BYTES + 1), deadline - clock())
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        process.stdout.close()
+    if outcome != 'done':
         return {'samples': None, 'error': 'perf script did not finish within the time budget', 'truncated': False}
-    if process.returncode != 0:
+    text = raw.decode('utf-8', 'replace')
+    truncated = len(raw) > MAX_PERF_SCRIPT_BYTES
+    if not truncated and process.returncode != 0:
         message = (_read_small(err_path) or '').strip().splitlines()
         return {'samples': None, 'truncated': False,
                 'error': 'perf script failed (rc %s): %s' % (process.returncode, ' '.join(message[-3:])[:500])}
-    with open(out_path, 'rb') as handle:
-        text = handle.read(MAX_PERF_SCRIPT_BYTES + 1).decode('utf-8', 'replace')
-    truncated = len(text) > MAX_PERF_SCRIPT_BYTES
     if truncated:
         text = text[:text.rfind('\n\n', 0, MAX_PERF_SCRIPT_BYTES) + 1]
     samples = parse_perf_script(text, MAX_PERF_SAMPLES)
