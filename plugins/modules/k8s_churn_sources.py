@@ -31,7 +31,7 @@ attributes:
     support: full
     description:
       - Nothing in the cluster changes. The profile file is an output of the diagnosis on the
-        controller, like the reports: it is saved in check mode too, and RV(changed) is always false.
+        controller, like the reports; it is saved in check mode too, and RV(changed) is always false.
   diff_mode:
     support: none
   platform:

@@ -224,7 +224,7 @@ read_latency:
 rates:
   description:
     - The two memory cgroup counts (C(first), C(second), as memcg_probe's C(memcg)) C(interval_s) apart,
-      C(created) and C(created_per_hour) (net growth of live + dying: a lower bound on creations),
+      C(created) and C(created_per_hour) (net growth of live + dying, a lower bound on creations),
       C(dying_delta) and C(dying_per_hour). Null values when a count is unavailable.
   returned: always
   type: dict
@@ -240,8 +240,8 @@ forecast:
            hours_to_id_limit: 25.1, hours_back_after_drop: 7.0, summary: ["At 1970.1 dying memcgs per hour ..."]}
 sources:
   description:
-    - Memory cgroup makers seen on the node. C(transient_units) (null without C(/run/systemd/transient)):
-      C(total) and C(by_type); C(live_by_top): live memcgs per top-level cgroup.
+    - Memory cgroup makers seen on the node. C(transient_units), null without C(/run/systemd/transient), has
+      C(total) and C(by_type); C(live_by_top) counts live memcgs per top-level cgroup.
   returned: always
   type: dict
   sample: {transient_units: {total: 3, by_type: {scope: 3}}, live_by_top: {kubepods.slice: 120, system.slice: 40}}
