@@ -739,9 +739,10 @@ def collect(root='/', kubelet_name='kubelet', kubelet_pid=None, duration_s=30.0,
     if clock() < end:
         sleep(max(min(end, deadline) - clock(), 0))  # keep the interval even when sampling ended early
     after = procfs.read_pid_stat(pid, root) if pid is not None else None
-    kubelet = {'found': before is not None, 'pid': pid, 'interval_s': round(clock() - cpu_start, 3)}
+    interval = clock() - cpu_start
+    kubelet = {'found': before is not None, 'pid': pid, 'interval_s': round(interval, 3)}
     if before is not None and after is not None and after['comm'] == before['comm']:
-        kubelet.update(procfs.cpu_percent(before, after, clock() - cpu_start, ticks_per_s), vanished=False)
+        kubelet.update(procfs.cpu_percent(before, after, interval, ticks_per_s), vanished=False)
     else:
         kubelet.update(procfs.cpu_percent(None, None, 0, ticks_per_s), vanished=before is not None)
     second = cgroups.count_memcgs(cgroup, root)
@@ -752,6 +753,7 @@ def collect(root='/', kubelet_name='kubelet', kubelet_pid=None, duration_s=30.0,
     evidence['functions'] = list(functions)
     evidence['kernel_generation'] = generation
     evidence['visibility'] = VISIBILITY[evidence['method']]
+    sources = {'transient_units': transient_units(root), 'live_by_top': live_by_top(cgroup, root)}
     elapsed = clock() - started
     return {
         'kernel': {'release': release, 'generation': generation},
@@ -763,7 +765,7 @@ def collect(root='/', kubelet_name='kubelet', kubelet_pid=None, duration_s=30.0,
         'read_latency': levels,
         'rates': rate,
         'forecast': forecast(second, rate, critical_dying, release),
-        'sources': {'transient_units': transient_units(root), 'live_by_top': live_by_top(cgroup, root)},
+        'sources': sources,
         'timing': {'timeout_s': timeout_s, 'duration_s': duration_s, 'elapsed_s': round(elapsed, 3),
                    'within_budget': elapsed <= timeout_s,
                    'stopped_early': any(row['status'] in ('timeout', 'skipped') for row in levels)},
