@@ -15,6 +15,7 @@ __metaclass__ = type
 import errno
 import os
 import re
+import subprocess
 import threading
 import time
 
@@ -598,7 +599,6 @@ def run_perf(perf, sleep_binary, pid, seconds, workdir, deadline, frequency=PERF
     perf writes only workdir/perf.data (no build-id cache: --no-buildid-cache); both commands are
     killed at deadline.
     """
-    import subprocess  # here: only this I/O helper runs commands
     clock = clock or getattr(time, 'monotonic', time.time)
     data = os.path.join(workdir, 'perf.data')
     env = dict(os.environ, LANG='C', LC_ALL='C')
