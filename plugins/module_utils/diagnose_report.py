@@ -197,6 +197,6 @@ def diagnose_node_markdown(row):
                       '', markdown_table(['Function', 'Flat', 'Cumulative'],
                                          [[item['function'], '%s%%' % item['flat'], '%s%%' % item['cum']] for item in pprof['top']])]
     timing = row['timing']
-    lines += ['', 'Took %s s of a %s s budget%s.' % (timing.get('elapsed_s'), timing.get('timeout_s'),
-                                                   '; some levels were not read' if timing.get('stopped_early') else '')]
+    stopped = '; some levels were not read' if timing.get('stopped_early') else ''
+    lines += ['', 'Took %s s of a %s s budget%s.' % (timing.get('elapsed_s'), timing.get('timeout_s'), stopped)]
     return '\n'.join(lines) + '\n'

@@ -39,8 +39,8 @@ def seed(kube):
     kube.add_event('other-1-zzzzz', 'n2', namespace='batch', count=40)
 
 
-def test_sources_and_pprof_through_the_api_without_a_listener(ansible_env, fake_kube, kube_env, kubeconfig,
-                                                               kubectl_bin, tmp_path):
+def test_sources_and_pprof_through_the_api_without_a_listener(
+        ansible_env, fake_kube, kube_env, kubeconfig, kubectl_bin, tmp_path):
     seed(fake_kube)
     report_dir = tmp_path / 'report'
     inventory = tmp_path / 'inventory.ini'
