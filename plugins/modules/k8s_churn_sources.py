@@ -31,12 +31,14 @@ attributes:
     support: full
     description:
       - Nothing in the cluster changes. The profile file is an output of the diagnosis on the
-        controller, like the reports; it is saved in check mode too, and RV(changed) is always false.
+        controller, like the reports; it is saved in check mode too, and C(changed) is always false.
   diff_mode:
     support: none
+    description: Nothing in the cluster changes, so there is no diff.
   platform:
     support: full
     platforms: posix
+    description: Runs kubectl on the host that holds the kubeconfig.
 options:
   node:
     description: The Kubernetes node name.

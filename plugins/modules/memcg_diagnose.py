@@ -17,7 +17,7 @@ description:
     kubelet thread) where perf is installed and works, else by sampling
     C(/proc/<pid>/task/*/stack), C(wchan) and kubelet's open files. Reports the share of samples
     spent under the kernel's memory cgroup stat functions (the names for the running kernel's
-    generation are returned in RV(evidence.functions)), kubelet's user and system CPU over the same
+    generation are returned in RV(evidence), key C(functions)), kubelet's user and system CPU over the same
     interval, and a conclusion (V(confirmed), V(likely), V(not this) or V(unknown)) with the reasons.
   - Counts live and dying memory cgroups before and after the interval and returns the rates and a
     forecast (when C(critical_dying), and on RHEL 7 kernels the 65535 memcg id limit, is crossed).
