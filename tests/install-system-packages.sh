@@ -11,11 +11,13 @@
 #    newer kernel's .deb (hence the fresh package lists);
 #  - openssh-server and sudo: the SSH fleet test (tests/integration/ssh_fleet.py) runs an sshd per
 #    host and `become` through sudo (neither is started as a service: the test starts sshd itself).
+#  - linux-perf: the diagnose tests sample a stand-in kubelet's kernel call graphs with perf;
+#    strace: the diagnose API test proves no process of the run opens a listening socket.
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 packages=(git shellcheck qemu-system-x86 qemu-utils debootstrap grub-pc-bin grub2-common e2fsprogs fdisk
-  openssh-client openssh-server sudo prometheus prometheus-node-exporter)
+  openssh-client openssh-server sudo prometheus prometheus-node-exporter linux-perf strace)
 if ! "${PYTHON:-python3}" -c 'import ensurepip, venv' >/dev/null 2>&1; then
   packages+=(python3-venv)
 fi

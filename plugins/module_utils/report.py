@@ -11,6 +11,9 @@ __metaclass__ = type
 
 DETECT_SCHEMA_VERSION = 1
 VERDICTS = ('ok', 'warn', 'critical')
+# The next step for warn and critical nodes (docs/diagnose.md).
+DIAGNOSE_HINT = ('prove what burns kubelet CPU and find what creates the dying memcgs: '
+                 'ansible-playbook nodeops.memcg.diagnose --limit %s (docs/diagnose.md)')
 
 
 def _latency_ms(probe, cgroup):
@@ -58,6 +61,7 @@ def detect_node_row(host, probe):
             'system_percent': kubelet.get('system_percent'),
         },
         'kmem_leak_suspected': bool((probe.get('kmem_leak') or {}).get('suspected')),
+        'diagnose': DIAGNOSE_HINT % host if probe.get('verdict') in ('warn', 'critical') else None,
     }
 
 
@@ -139,6 +143,8 @@ def detect_markdown(report):
                        for finding in row['findings'])
         if row['kmem_leak_suspected']:
             details.append('- %s: RHEL 7 kmem accounting leak signs present' % row['host'])
+        if row.get('diagnose'):
+            details.append('- %s: next, %s' % (row['host'], row['diagnose']))
     lines.append(markdown_table(
         ['Host', 'Verdict', 'Kernel', 'Kernel status', 'Dying memcgs', 'Live memcgs',
          'root memory.stat', 'kubepods memory.stat', 'kubelet CPU', 'Recommendation'], table))

@@ -17,8 +17,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import time
 
 
 def memory_hierarchy():
@@ -78,6 +80,7 @@ class MemcgLab:
         self.parent = os.path.join(self.mount, self.name)
         self.data_dir = tempfile.mkdtemp(prefix=self.name + '-files-', dir=data_parent)
         self.live = []
+        self.churners = []
         os.mkdir(self.parent)
         if self.unified:  # v2: the children get a memory controller only when the parent hands it down
             _write(os.path.join(self.parent, 'cgroup.subtree_control'), '+memory')
@@ -99,15 +102,8 @@ class MemcgLab:
             status = 1
             try:
                 home = os.path.join(own_memcg_path(self.mount, self.unified), 'cgroup.procs')
-                payload = b'x' * file_bytes
                 for index in range(count):
-                    memcg = os.path.join(self.parent, 'dying-%d-%d' % (os.getpid(), index))
-                    os.mkdir(memcg)
-                    _write(os.path.join(memcg, 'cgroup.procs'), '0')
-                    with open(os.path.join(self.data_dir, 'f-%d-%d' % (os.getpid(), index)), 'wb') as data:
-                        data.write(payload)
-                    _write(home, '0')
-                    os.rmdir(memcg)
+                    self._one_dying(home, index, file_bytes)
                 status = 0
             finally:
                 os._exit(status)
@@ -115,8 +111,43 @@ class MemcgLab:
         if status != 0:
             raise RuntimeError('creating dying memcgs failed in child %d (status %d)' % (pid, status))
 
+    def _one_dying(self, home, index, file_bytes):
+        memcg = os.path.join(self.parent, 'dying-%d-%d' % (os.getpid(), index))
+        os.mkdir(memcg)
+        _write(os.path.join(memcg, 'cgroup.procs'), '0')
+        with open(os.path.join(self.data_dir, 'f-%d-%d' % (os.getpid(), index)), 'wb') as data:
+            data.write(b'x' * file_bytes)
+        _write(home, '0')
+        os.rmdir(memcg)
+
+    def start_churn(self, per_second, file_bytes=4096):
+        """Fork a child that makes one dying memcg every 1/per_second s (on schedule) until stop_churn()."""
+        pid = os.fork()
+        if pid == 0:
+            try:
+                home = os.path.join(own_memcg_path(self.mount, self.unified), 'cgroup.procs')
+                start, index = time.monotonic(), 0
+                while True:
+                    delay = start + index / per_second - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                    self._one_dying(home, index, file_bytes)
+                    index += 1
+            finally:
+                os._exit(1)
+        self.churners.append(pid)
+        return pid
+
+    def stop_churn(self):
+        """Stop the churn children by pid (a memcg one was in is removed by cleanup())."""
+        for pid in self.churners:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        self.churners = []
+
     def cleanup(self):
-        """Remove the files (so charges can be released), the live memcgs and the parent."""
+        """Stop churn, remove the files (so charges can be released), the live memcgs and the parent."""
+        self.stop_churn()
         shutil.rmtree(self.data_dir, ignore_errors=True)
         for entry in sorted(os.listdir(self.parent)) if os.path.isdir(self.parent) else []:
             path = os.path.join(self.parent, entry)

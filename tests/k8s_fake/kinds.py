@@ -52,7 +52,8 @@ RESOURCES = [
     Resource('poddisruptionbudgets', 'policy', 'v1', 'PodDisruptionBudget', True, 'poddisruptionbudget', ['pdb']),
     Resource('leases', 'coordination.k8s.io', 'v1', 'Lease', True, 'lease', status=False),
     Resource('events', '', 'v1', 'Event', True, 'event', ['ev'], status=False,
-             fields=['involvedObject.kind', 'involvedObject.name', 'reason', 'type']),
+             fields=['involvedObject.kind', 'involvedObject.name', 'involvedObject.namespace', 'involvedObject.uid',
+                     'reason', 'type', 'reportingComponent']),
 ]
 BY_NAME = {r.name: r for r in RESOURCES}
 

@@ -41,7 +41,8 @@ if __name__ == '__main__' and not __package__:
 from . import kinds, wire  # noqa: E402
 from .kinds import ApiError  # noqa: E402
 from .matching import fields_match, labels_match, parse_field_selector, parse_label_selector  # noqa: E402
-from .store import DEFAULT_KERNEL, Store, pod_status, random_suffix  # noqa: E402
+from .pprof import canned_profile  # noqa: E402
+from .store import DEFAULT_KERNEL, Store, now_iso, pod_status, random_suffix  # noqa: E402
 
 LISTEN_HOST = '127.0.0.1'
 PUBLIC_PATHS = ('/version', '/healthz', '/livez', '/readyz')
@@ -315,6 +316,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not parts or parts[0] not in ('api', 'apis'):
             self._send(404, '404 page not found\n', 'text/plain; charset=utf-8')
             return 404
+        if parts[:3] == ['api', 'v1', 'nodes'] and len(parts) > 4 and parts[4] == 'proxy':
+            return self._node_proxy(parts[3], '/'.join(parts[5:]), query)
         if parts[0] == 'api':
             group, rest = '', parts[1:]
         else:
@@ -392,6 +395,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._send_object(200, rtype, store.delete(rtype.name, namespace, name, body or {}, dry_run),
                                      None, accept)
         raise kinds.method_not_allowed(method)
+
+    def _node_proxy(self, node, path, query):
+        """nodes/NODE/proxy/PATH: the API server relaying to the kubelet. Only kubelet's CPU profile is
+        served (a canned one, after ?seconds=N like the real handler); anything else is a 404 from kubelet."""
+        fake = self.server.fake
+        fake.store.get('nodes', None, node)  # NotFound for a node that does not exist
+        if path != 'debug/pprof/profile':
+            self._send(404, '404 page not found\n', 'text/plain; charset=utf-8')
+            return 404
+        fake.stopping.wait(min(float(query.get('seconds') or 30), 30))
+        self._send(200, fake.pprof_profile, 'application/octet-stream')
+        return 200
 
     def _discovery_root(self, core, accept):
         chosen = None
@@ -558,6 +573,7 @@ class FakeKube:
         self.verbose = verbose
         self.delay = 0.0  # seconds every API request waits before it is handled
         self.token = 'fake-' + secrets.token_hex(12)
+        self.pprof_profile = canned_profile()  # what nodes/N/proxy/debug/pprof/profile returns (bytes)
         self.stopping = threading.Event()
         self._hang_patterns = []
         self._blip = None  # (pattern, status code or 0 for a dropped connection, until time.monotonic())
@@ -770,8 +786,10 @@ class FakeKube:
                 'uid': uid or 'fake-%s' % secrets.token_hex(8), 'controller': True, 'blockOwnerDeletion': True}
 
     def add_pod(self, name, node, namespace='default', owner=None, labels=None, ready=True, phase='Running',
-                empty_dir=False, grace_seconds=0, annotations=None, tolerations=None):
-        """A pod on node; owner 'ReplicaSet/x', 'DaemonSet/x', 'StatefulSet/x', ... or None for a bare pod."""
+                empty_dir=False, grace_seconds=0, annotations=None, tolerations=None, restarts=0, age_seconds=0):
+        """A pod on node; owner 'ReplicaSet/x', 'DaemonSet/x', 'StatefulSet/x', 'Job/x', ... or None for a bare pod.
+
+        restarts: its container's restartCount; age_seconds: how long ago it was created."""
         labels = dict(labels or {'app': (owner or name).split('/')[-1]})
         self.store.ensure_namespace(namespace)
         spec = {'nodeName': node, 'terminationGracePeriodSeconds': grace_seconds, 'restartPolicy': 'Always',
@@ -790,7 +808,24 @@ class FakeKube:
             spec['containers'][0]['volumeMounts'] = [{'name': 'scratch', 'mountPath': '/scratch'}]
         pod = {'metadata': meta, 'spec': spec}
         pod['status'] = pod_status(pod, ready and phase == 'Running', phase)
-        return self.store.insert('pods', namespace, pod)
+        pod['status']['containerStatuses'][0]['restartCount'] = restarts
+        pod = self.store.insert('pods', namespace, pod)
+        if age_seconds:
+            with self.store.lock:
+                stored = self.store.objects['pods'][(namespace, name)]
+                stored['metadata']['creationTimestamp'] = now_iso(-age_seconds)
+                pod['metadata']['creationTimestamp'] = stored['metadata']['creationTimestamp']
+        return pod
+
+    def add_event(self, pod, node, reason='Started', namespace='default', count=1, age_seconds=0):
+        """A core/v1 Event about a pod (which need not exist any more), as kubelet on node reports it."""
+        stamp = now_iso(-age_seconds)
+        return self.store.insert('events', namespace, {
+            'metadata': {'name': '%s.%s' % (pod, random_suffix(16))},
+            'involvedObject': {'kind': 'Pod', 'namespace': namespace, 'name': pod, 'apiVersion': 'v1'},
+            'reason': reason, 'message': '%s container app' % reason, 'type': 'Normal',
+            'source': {'component': 'kubelet', 'host': node}, 'reportingComponent': 'kubelet',
+            'reportingInstance': node, 'count': count, 'firstTimestamp': stamp, 'lastTimestamp': stamp})
 
     def add_pdb(self, name, namespace='default', match_labels=None, min_available=None, max_unavailable=None,
                 disruptions_allowed=None, unhealthy_pod_eviction_policy=None):

@@ -84,6 +84,8 @@ def test_markdown_has_a_row_per_node_and_escapes_cells():
     assert '98% (sys 91%)' in node_line and 'Install kernel-lt from elrepo-kernel' in node_line
     assert '| node-2 | unreachable |' in text and 'timed out' in text
     assert '- node|1: 45,000 dying memcgs exceed critical_dying 20,000' in text
+    assert '- node|1: next, prove what burns kubelet CPU' in text
+    assert 'nodeops.memcg.diagnose --limit node|1 (docs/diagnose.md)' in text
 
 
 def test_filter_reports_10000_hosts_each_once_in_order():
@@ -117,6 +119,7 @@ def test_markdown_leaves_out_recommendation_when_kernel_is_fixed():
         [report.detect_node_row('n', probe)], 'T'))
     assert 'nothing to do' not in text
     assert '## Reasons' not in text
+    assert 'nodeops.memcg.diagnose' not in text
 
 
 def snap(verdict, dying, slab_kb=1000, read_ms=1.0):
