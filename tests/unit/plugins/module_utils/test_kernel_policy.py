@@ -393,7 +393,6 @@ def test_saved_entry_release(entry, expected):
     assert saved_entry_release(entry) == expected
 
 
-
 @pytest.mark.parametrize('pattern', [r'^(\d+\.\d+)', r'^(?:x-)?(\d+\.\d+)', r'(\d+\.\d+)+', r'^\d+\.\d+',
                                      r'(?=(\d+\.\d+))'])
 def test_version_patterns_whose_group_always_takes_part_are_accepted(pattern):
