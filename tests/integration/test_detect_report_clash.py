@@ -55,7 +55,7 @@ def test_a_report_written_meanwhile_by_another_run_is_kept(ansible_env, tmp_path
         report_dir.mkdir(exist_ok=True)  # the other run made it
         (report_dir / 'detect.json').write_text(json.dumps(OTHER_RUN))
         os.close(writer)  # end of file for the probe: it goes on
-        output, _ = run.communicate(timeout=300)
+        output = run.communicate(timeout=300)[0]
     finally:
         if run.poll() is None:
             run.kill()

@@ -76,9 +76,8 @@ def test_kubectl_is_never_started_for_hostile_names(ansible_env, fake_kube, kube
         args = dict(args, kubectl=hostile, kubeconfig=kubeconfig)
         tasks.append({'name': 'Injection %d' % index, 'nodeops.memcg.' + module: args,
                       'register': 'injection_%d' % index, 'ignore_errors': True})
-    tasks.append({'name': 'Control', 'nodeops.memcg.k8s_node_info': {'names': ['n1'], 'kubectl': control,
-                                                                       'kubeconfig': kubeconfig},
-                  'register': 'control'})
+    control_args = {'names': ['n1'], 'kubectl': control, 'kubeconfig': kubeconfig}
+    tasks.append({'name': 'Control', 'nodeops.memcg.k8s_node_info': control_args, 'register': 'control'})
     out = tmp_path / 'results.json'
     keep = '{{ [%s] | to_json }}' % ', '.join('injection_%d' % index for index in range(len(injected)))
     tasks.append({'name': 'Keep the results', 'ansible.builtin.copy': {'content': keep, 'dest': str(out),

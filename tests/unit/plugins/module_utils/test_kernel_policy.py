@@ -400,6 +400,7 @@ def test_boot_findings_warn_only_when_the_next_boot_leaves_a_fixed_kernel():
     assert boot_findings(fixed, fixed) == [] and boot_findings(fixed, None) == []
     assert boot_findings(severe, severe) == []  # the running kernel's own status already says it
 
+
 @pytest.mark.parametrize('pattern', [r'^(\d+\.\d+)', r'^(?:x-)?(\d+\.\d+)', r'(\d+\.\d+)+', r'^\d+\.\d+',
                                      r'(?=(\d+\.\d+))'])
 def test_version_patterns_whose_group_always_takes_part_are_accepted(pattern):
