@@ -233,7 +233,7 @@ def _optional_group(items, group, optional=False):
         elif name == 'ATOMIC_GROUP':
             children = [(av, optional)]
         else:
-            continue
+            children = []
         for child, child_optional in children:
             found = _optional_group(child, group, child_optional)
             if found is not None:
