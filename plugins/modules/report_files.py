@@ -17,7 +17,7 @@ description:
   - The roles write their fleet reports with it once per play. Two reports written with
     M(ansible.builtin.file) and M(ansible.builtin.copy) cost five module runs (a stat before each
     copy), about as much as measuring five more nodes (docs/benchmarks.md).
-  - The files are outputs of the run, not managed state, so RV(changed) is always false.
+  - The files are outputs of the run, not managed state, so it never reports a change.
 author:
   - nodeops.memcg contributors (@nodeops)
 attributes:
