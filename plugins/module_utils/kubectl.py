@@ -214,7 +214,7 @@ def is_transient(error):
     """True for a KubectlError a wait should retry: an unreachable API, a 5xx or 429, a dropped connection."""
     if isinstance(error, KubeConnectionError):
         return True
-    if type(error) is not KubectlError:  # NotFound, Forbidden, Invalid, Kubeconfig, ...: retrying does not help
+    if error.__class__ is not KubectlError:  # NotFound, Forbidden, Invalid, Kubeconfig, ...: retrying does not help
         return False
     return bool(_TRANSIENT.search(error.stderr or str(error)))
 

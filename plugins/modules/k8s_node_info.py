@@ -20,7 +20,7 @@ description:
   - With O(wait_for) it polls until every named node meets the condition, or fails after
     O(timeout) seconds with a message naming the node, the condition and the timeout. Transient
     API errors (the server unreachable, a 5xx or 429 answer, a dropped connection) are retried until
-    then (RV(wait.api_errors) counts them); each kubectl request's timeout is capped at the time left.
+    then (C(api_errors) in RV(wait) counts them); each kubectl request's timeout is capped at the time left.
   - Runs on the host that holds the kubeconfig (usually C(delegate_to) the controller). The
     kubeconfig is passed to kubectl with C(--kubeconfig); the module never reads it.
 author:

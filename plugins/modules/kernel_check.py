@@ -227,7 +227,9 @@ findings:
       description: The finding in one sentence.
       type: str
       returned: always
-      sample: "next boot lands on an unfixed kernel: the default boot entry 3.10.0-1160.el7.x86_64 is severe while the running 5.4.225-1.el7.elrepo.x86_64 is fixed"
+      sample: >-
+        next boot lands on an unfixed kernel: the default boot entry 3.10.0-1160.el7.x86_64 is severe
+        while the running 5.4.225-1.el7.elrepo.x86_64 is fixed
 '''
 
 import traceback

@@ -290,8 +290,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
-        reason, message = TRANSIENT_STATUS.get(code, ('InternalError', 'an error on the server has prevented the '
-                                                                        'request from succeeding'))
+        reason, message = TRANSIENT_STATUS.get(
+            code, ('InternalError', 'an error on the server has prevented the request from succeeding'))
         self._send(code, ApiError(code, reason, message).status())
 
     # ------------------------------------------------------------ the API
