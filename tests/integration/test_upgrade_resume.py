@@ -16,9 +16,9 @@ import signal
 import subprocess
 import time
 
-from test_upgrade_playbook import (
+from test_upgrade_playbook import (  # pylint: disable=unused-import
     CORDONED_BY, FAILURE, NEW, OLD, PLAYBOOK, PROCEDURE, QUIET_THRESHOLDS, annotations, changes, cluster, inventory,
-    lease_holder, node_patches, report, rollout)  # noqa: F401 pylint: disable=unused-import (rollout is a fixture)
+    lease_holder, node_patches, report, rollout)  # noqa: F401 (rollout is a fixture)
 
 pytest_plugins = ['ansible_collections.nodeops.memcg.tests.k8s_fake.fixtures']
 
