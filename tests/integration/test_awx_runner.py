@@ -286,12 +286,15 @@ def test_upgrade_template_with_survey_defaults(ansible_env, collections_path, tm
     inventory = ('[workers]\n%s\n[workers:vars]\nansible_connection=local\nansible_python_interpreter=%s\n'
                  % ('\n'.join(nodes), sys.executable))
     kube = {key: kube_env[key] for key in ('KUBECONFIG', 'KUBECACHEDIR', 'NO_PROXY', 'no_proxy') if key in kube_env}
+    boot_dir = tmp_path / 'boot'  # the fake node procedure writes each node's boot default here
+    boot_dir.mkdir()
     test_vars = {
         # test-only: kubectl and the fake API instead of the EE's kubectl and the kubeconfig credential,
         # the fake node procedure instead of installing and rebooting
         'kernel_upgrade_kubectl': kubectl_bin, 'kernel_upgrade_kubeconfig': kubeconfig,
         'kernel_upgrade_release_source': 'api', 'kernel_upgrade_node_procedure': PROCEDURE,
         'kernel_upgrade_kubelet_service': '', 'fake_kube_url': fake_kube.url, 'fake_target_release': NEW,
+        'fake_boot_dir': str(boot_dir),
         # the health gate probes this machine's real kernel, where tests running beside this one may
         # be leaving dying memcgs and slow reads: thresholds it cannot cross keep that out of the result
         'kernel_upgrade_thresholds': {'warn_dying': 10 ** 7, 'warn_dying_ratio_min': 10 ** 7, 'warn_read_ms': 60000,
