@@ -237,7 +237,7 @@ def test_newest_core_names_the_node_python_and_the_fix(newest_core_detect, node_
     error = row['error']
     node_version = subprocess.run([node_pythons[version], '-c', 'import sys; print("%d.%d.%d" % sys.version_info[:3])'],
                                   stdout=subprocess.PIPE, text=True, check=True).stdout.strip()
-    assert error.startswith('nodeops.memcg.kernel_check cannot run on this node: its Python is %s (%s)'
+    assert error.startswith('nodeops.memcg.memcg_probe cannot run on this node: its Python is %s (%s)'
                             % (node_version, node_pythons[version])), error
     assert 'the controller runs ansible-core %s' % core.split('core ')[1].rstrip(']') in error, (error, core)
     assert 'use ansible-core 2.16' in error and 'execution-environment.yml' in error
