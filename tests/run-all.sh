@@ -15,7 +15,8 @@
 # As root, setup installs the Debian packages it needs (tests/install-system-packages.sh). The vm
 # stage boots a Debian guest; its base image is built in the background from the end of setup and
 # cached outside git (tests/vm/README.md).
-# Environment: PYTHON (interpreter for the venvs, default python3), KEEP_WORKDIR=1 (keep the copy).
+# Environment: PYTHON (interpreter for the venvs, default python3), KEEP_WORKDIR=1 (keep the copy),
+#              INTEGRATION_WORKERS (pytest-xdist workers for the integration stage, default 2).
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -383,13 +384,13 @@ stage_unit_latest() { unit "$VENV_LATEST"; }
 stage_unit_2_16() { unit "$VENV_216"; }
 
 # Tests that start ansible-playbook and ansible-runner: the latest venv's, on the collection copy.
-pytest_with_ansible() { # test directory
+pytest_with_ansible() { # test directory [pytest arguments]
   export PATH="$VENV_LATEST/bin:$PATH"
   export VIRTUAL_ENV=$VENV_LATEST
   export NODEOPS_MEMCG_COLLECTIONS_PATH=$COLLECTIONS_DIR
   # ansible-core 2.16 for the tests that run modules on Python 2.7/3.6 nodes (CentOS 7)
   export NODEOPS_MEMCG_ANSIBLE_216_BIN=$VENV_216/bin
-  "$VENV_LATEST/bin/python" -m pytest "$1" -ra
+  "$VENV_LATEST/bin/python" -m pytest "$@" -ra --durations=20
 }
 
 stage_integration() {
@@ -400,7 +401,9 @@ stage_integration() {
   if ((EUID != 0)); then
     log "warning: integration tests expect root"
   fi
-  pytest_with_ansible tests/integration || rc=$?
+  # Two workers: most tests wait on kubectl, sshd or timeouts, not the CPU. The tests that read or
+  # change this machine's memory cgroups share one worker (HOST_STATE_FILES in their conftest.py).
+  pytest_with_ansible tests/integration -n "${INTEGRATION_WORKERS:-2}" --dist loadgroup || rc=$?
   if ((rc == 5)); then
     skip "pytest collected no integration test"
   fi

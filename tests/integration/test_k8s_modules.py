@@ -210,12 +210,26 @@ def test_node_info_reports_and_waits(fake_kube, adhoc):
     assert n1['kernel_version'] == '5.4.274-1.el7.elrepo.x86_64' and n1['cordoned_by'] == RUN
     assert [(p['namespace'], p['name'], p['owner_kind']) for p in n1['pods']] == [('shop', 'web-5d8f7', 'ReplicaSet')]
 
-    timer = threading.Timer(4, fake_kube.set_node_ready, args=('n2', True))
-    timer.start()
+    # n2 turns Ready only after the wait has seen it NotReady (its first node read), however slowly
+    # the module starts on a loaded machine
+    seen = len(fake_kube.requests)
+    done = threading.Event()
+
+    def ready_after_first_poll():
+        while not done.is_set():
+            if any(r.path.startswith('/api/v1/nodes') for r in fake_kube.requests[seen:]):
+                done.wait(1)
+                fake_kube.set_node_ready('n2', True)
+                return
+            done.wait(0.1)
+
+    kubelet = threading.Thread(target=ready_after_first_poll, daemon=True)
+    kubelet.start()
     try:
         result, failed, output = adhoc('k8s_node_info', {'names': ['n2'], 'wait_for': 'ready', 'timeout': 60})
     finally:
-        timer.cancel()
+        done.set()
+        kubelet.join()
     assert not failed, result.get('msg')
     assert result['wait']['met'] is True and result['wait']['polls'] >= 2 and result['not_ready'] == []
 

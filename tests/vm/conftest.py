@@ -107,7 +107,8 @@ def ansible(guest, collections_path, tmp_path):
     """ansible(module, args) -> CompletedProcess: an ad-hoc module run against the guest.
 
     ansible.playbook(path, variables, env=None) runs a playbook on an inventory of the guest (group
-    `workers`) and localhost (where the reports are written)."""
+    `workers`) and localhost (where the reports are written); ansible.start_playbook(path, variables,
+    log, env=None) starts it in a process group of its own and returns the Popen."""
     inventory = guest.inventory(str(tmp_path / 'inventory.ini'))
     config = tmp_path / 'ansible.cfg'
     config.write_text('')
@@ -124,14 +125,22 @@ def ansible(guest, collections_path, tmp_path):
             raise AssertionError('ansible %s %s failed (%d):\n%s' % (module, args, proc.returncode, proc.stdout[-4000:]))
         return proc
 
-    def playbook(path, variables, extra_env=None, timeout=1800):
+    def playbook_command(path, variables):
         hosts = tmp_path / 'playbook-hosts.ini'
         hosts.write_text(
             'localhost ansible_connection=local ansible_python_interpreter=%s\n' % sys.executable
             + open(guest.inventory(str(tmp_path / 'guest.ini'), group='workers')).read())
-        command = ['ansible-playbook', '-i', str(hosts), path, '-e', json.dumps(variables)]
-        return subprocess.run(command, env=dict(env, **(extra_env or {})), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False)
+        return ['ansible-playbook', '-i', str(hosts), path, '-e', json.dumps(variables)]
+
+    def playbook(path, variables, extra_env=None, timeout=1800):
+        return subprocess.run(playbook_command(path, variables), env=dict(env, **(extra_env or {})),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False)
+
+    def start_playbook(path, variables, log, extra_env=None):
+        """The playbook as a process group of its own (so a test can kill the whole controller), output to log."""
+        return subprocess.Popen(playbook_command(path, variables), env=dict(env, **(extra_env or {})), stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
 
     run.playbook = playbook
+    run.start_playbook = start_playbook
     return run
