@@ -1,10 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) nodeops.memcg contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""How a node gets a fixed kernel and boots it: install tables and GRUB boot-entry commands.
+"""How a node boots a fixed kernel: GRUB boot-entry commands (the install plan is plugin_utils/kernel_install.py).
 
-Pure data and functions over text, no I/O: the kernel_boot module and the kernel_upgrade role's
-node procedure read the files and run the commands. Every command is an argument list whose
+Pure data and functions over text, no I/O: the kernel_boot module reads the files and runs the
+commands. Every command is an argument list whose
 first item is the bare tool name (the module resolves it with get_bin_path), never a shell string.
 
 Families: `el` (RHEL/CentOS/Rocky/Alma/Oracle/Amazon Linux: rpm, grub2-* tools, grubby) and
@@ -29,203 +29,14 @@ import shlex
 
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_inventory import parse_grubenv
-from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_policy import classify
 
 FAMILIES = ('el', 'debian')
-INSTALL_METHODS = ('elrepo', 'dnf', 'apt', 'extras', 'local')
 STATES = ('once', 'default')
-
-# ---------------------------------------------------------------- install tables
-
-# ELRepo's elrepo-kernel repository (kernel-lt, kernel-ml). %(major)s is the EL major version.
-# Since EL7's end of life (2024-06-30) ELRepo serves el7 only from archive mirrors: point the
-# baseurl at one (or at an internal mirror) through `repo`.
-ELREPO = {
-    'name': 'elrepo-kernel',
-    'description': 'ELRepo.org Community Enterprise Linux Kernel Repository - el%(major)s',
-    'baseurl': 'https://elrepo.org/linux/kernel/el%(major)s/$basearch/',
-    'gpgkey': 'https://www.elrepo.org/RPM-GPG-KEY-elrepo.org',
-    'gpgkey_v2': 'https://www.elrepo.org/RPM-GPG-KEY-v2-elrepo.org',
-    # fingerprint of RPM-GPG-KEY-elrepo.org (el7, el8); el9 and later sign with the v2 key
-    'fingerprint': '96C0 104F 6315 4731 1E0B B1AE 309B C305 BAAD AE52',
-}
-
-# Package installed when none is given, per (family, method).
-DEFAULT_PACKAGES = {
-    ('el', 'elrepo'): 'kernel-lt',
-    ('el', 'dnf'): 'kernel',
-    ('el', 'extras'): 'kernel',
-}
-
-# Ubuntu's HWE meta-package that brings a fixed (5.4) kernel to 18.04; other releases name
-# their package explicitly (docs/node-procedure.md).
-UBUNTU_HWE = {'18.04': 'linux-generic-hwe-18.04'}
-
-# Amazon Linux 2: the amazon-linux-extras topic that provides kernel 5.10.
-AMAZON_EXTRAS_TOPIC = 'kernel-5.10'
-
-_LOCAL_SUFFIX = {'el': '.rpm', 'debian': '.deb'}
-_APT_ENV = {'DEBIAN_FRONTEND': 'noninteractive'}
 
 
 def _check_choice(name, value, choices):
     if value not in choices:
         raise MemcgError('unknown %s %r (expected one of %s)' % (name, value, ', '.join(choices)))
-
-
-def rpm_manager(major):
-    """yum on EL7 and older, dnf from EL8 on (and when the major version is unknown)."""
-    if major is not None and int(major) <= 7:
-        return 'yum'
-    return 'dnf'
-
-
-def elrepo_repository(major, repo=None):
-    """The elrepo-kernel repository for EL `major`, with `repo` keys overriding the defaults."""
-    if major is None:
-        raise MemcgError('method elrepo needs the EL major version (7, 8 or 9) for the repository URL')
-    major = int(major)
-    values = {'major': major}
-    repository = {
-        'name': ELREPO['name'],
-        'description': ELREPO['description'] % values,
-        'baseurl': ELREPO['baseurl'] % values,
-        'gpgkey': ELREPO['gpgkey_v2'] if major >= 9 else ELREPO['gpgkey'],
-        'fingerprint': '' if major >= 9 else ELREPO['fingerprint'],
-        'gpgcheck': True,
-        # only the kernel install enables it (--enablerepo): routine updates stay untouched
-        'enabled': False,
-    }
-    for key, value in (repo or {}).items():
-        if key not in repository:
-            raise MemcgError('unknown repository key %r (allowed: %s)' % (key, ', '.join(sorted(repository))))
-        repository[key] = value
-    repository['path'] = '/etc/yum.repos.d/%s.repo' % repository['name']
-    repository['content'] = render_repo_file(repository)
-    return repository
-
-
-def render_repo_file(repository):
-    """A yum/dnf .repo file for the repository dict."""
-    lines = [
-        '[%s]' % repository['name'],
-        'name=%s' % repository['description'],
-        'baseurl=%s' % repository['baseurl'],
-        'enabled=%d' % (1 if repository['enabled'] else 0),
-        'gpgcheck=%d' % (1 if repository['gpgcheck'] else 0),
-        'gpgkey=%s' % repository['gpgkey'],
-    ]
-    return '\n'.join(lines) + '\n'
-
-
-def _check_version(package, version):
-    """Refuse a pinned version the policy table classifies as severe or degraded."""
-    kernel = classify(version)
-    if kernel['upgrade_needed']:
-        raise MemcgError('%s version %s is %s for slow memory.stat reads (%s): pin a fixed version%s'
-                         % (package, version, kernel['status'], kernel['reason'],
-                            ' (%s or later)' % kernel['recommendation']['minimum']
-                            if kernel['recommendation']['minimum'] else ''))
-
-
-def install_plan(family, method, package=None, version=None, local_file=None, repo=None,
-                 major=None, distribution_version=None):
-    """What installing the target kernel takes, as data.
-
-    family        el or debian
-    method        elrepo (ELRepo kernel-lt/kernel-ml, EL7/EL8), dnf (EL8+ distribution kernel),
-                  apt (Debian/Ubuntu archive), extras (Amazon Linux 2 amazon-linux-extras),
-                  local (an .rpm or .deb file already on the node, for air-gapped fleets)
-    package       package name; default per method (kernel-lt, kernel, linux-generic-hwe-18.04 on
-                  Ubuntu 18.04); required for apt elsewhere
-    version       pin this version: rpm VERSION-RELEASE (4.18.0-193.el8) or dpkg version;
-                  refused when the policy table classifies it severe or degraded
-    local_file    path of the package file on the node (method local)
-    repo          elrepo: overrides for the repository (name, description, baseurl, gpgkey,
-                  fingerprint, gpgcheck, enabled); apt: the target release (-t, e.g.
-                  buster-backports)
-    major         EL major version (7, 8, 9): yum or dnf, and the ELRepo URL
-    distribution_version  Ubuntu release (18.04) for the HWE default
-
-    Returns a dict: family, method, manager (yum, dnf or apt), package, spec (what the package
-    manager is given), state (latest or present), repository (dict or None), gpg_key (URL or
-    None), enablerepo (list), default_release (apt -t or None), environment (dict), commands
-    (argument lists, in order).
-    """
-    _check_choice('family', family, FAMILIES)
-    _check_choice('method', method, INSTALL_METHODS)
-    plan = {
-        'family': family, 'method': method, 'manager': None, 'package': package, 'spec': None,
-        'state': 'present' if version or method == 'local' else 'latest', 'repository': None,
-        'gpg_key': None, 'enablerepo': [], 'default_release': None, 'environment': {},
-        'commands': [],
-    }
-    if method == 'local':
-        if not local_file:
-            raise MemcgError('method local needs the package file (local_file)')
-        if not local_file.endswith(_LOCAL_SUFFIX[family]):
-            raise MemcgError('method local on family %s installs a %s file, got %r'
-                             % (family, _LOCAL_SUFFIX[family], local_file))
-        plan['spec'] = local_file
-        if family == 'el':
-            manager = plan['manager'] = rpm_manager(major)
-            verb = 'localinstall' if manager == 'yum' else 'install'
-            plan['commands'] = [[manager, '-y', verb, local_file]]
-        else:
-            plan['manager'] = 'apt'
-            plan['environment'] = dict(_APT_ENV)
-            plan['commands'] = [['apt-get', 'install', '-y', local_file]]
-        return plan
-
-    if family == 'debian':
-        if method != 'apt':
-            raise MemcgError('method %s does not apply to family debian (use apt or local)' % method)
-        if not package:
-            package = UBUNTU_HWE.get(distribution_version or '')
-        if not package:
-            raise MemcgError('method apt needs a package: linux-generic-hwe-18.04 on Ubuntu 18.04, '
-                             'linux-image-amd64 (from buster-backports on Debian 10) or a named '
-                             'linux-image-* package')
-        if version:
-            _check_version(package, version)
-        spec = '%s=%s' % (package, version) if version else package
-        plan.update(manager='apt', package=package, spec=spec, default_release=repo or None,
-                    environment=dict(_APT_ENV))
-        command = ['apt-get', 'install', '-y']
-        if repo:
-            command += ['-t', repo]
-        plan['commands'] = [['apt-get', 'update'], command + [spec]]
-        return plan
-
-    # family el
-    if method == 'apt':
-        raise MemcgError('method apt does not apply to family el (use elrepo, dnf, extras or local)')
-    if method == 'dnf' and major is not None and int(major) <= 7:
-        raise MemcgError('EL%s has no fixed kernel in its own repositories: use method elrepo '
-                         '(kernel-lt 5.4) or local' % major)
-    package = package or DEFAULT_PACKAGES[(family, method)]
-    if version:
-        _check_version(package, version)
-    spec = '%s-%s' % (package, version) if version else package
-    manager = rpm_manager(major) if method != 'extras' else 'yum'
-    plan.update(manager=manager, package=package, spec=spec)
-    verb = 'install' if version else ('update' if manager == 'yum' else 'upgrade')
-    if method == 'elrepo':
-        repository = elrepo_repository(major, repo if isinstance(repo, dict) else None)
-        plan.update(repository=repository, gpg_key=repository['gpgkey'],
-                    enablerepo=[repository['name']])
-        # install, not update: kernel-lt is usually not installed yet
-        plan['commands'] = [
-            ['rpm', '--import', repository['gpgkey']],
-            [manager, '-y', '--enablerepo=%s' % repository['name'], 'install', spec],
-        ]
-    elif method == 'extras':
-        topic = repo or AMAZON_EXTRAS_TOPIC
-        plan['enablerepo'] = ['amzn2extra-%s' % topic]
-        plan['commands'] = [['amazon-linux-extras', 'enable', topic], ['yum', '-y', verb, spec]]
-    else:
-        plan['commands'] = [[manager, '-y', verb, spec]]
-    return plan
 
 
 # ---------------------------------------------------------------- GRUB menu parsing
