@@ -6,7 +6,8 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.nodeops.memcg.plugins.module_utils import metrics, report, rollout
+from ansible_collections.nodeops.memcg.plugins.module_utils import metrics
+from ansible_collections.nodeops.memcg.plugins.plugin_utils import report, rollout
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 
 
