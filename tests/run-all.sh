@@ -7,11 +7,12 @@
 #   tests/run-all.sh -k [STAGE ...]  keep going after a failed stage (default: stop at the first)
 #
 # Stages: vermin, sanity-latest, sanity-2.16, lint, doc-latest, doc-2.16, unit-latest, unit-2.16,
-#         integration, molecule, vm.   Groups: sanity, doc, unit (both ansible-core versions), all.
+#         galaxy, integration, molecule, vm.   Groups: sanity, doc, unit (both ansible-core versions), all.
 #
-# It keeps two virtualenvs in the repo, .venv-latest (tests/requirements-latest.txt) and
-# .venv-2.16 (tests/requirements-2.16.txt), reinstalled only when the requirements change, and
-# tests a copy of the collection laid out as <tmp>/ansible_collections/nodeops/memcg.
+# It keeps virtualenvs in the repo, .venv-latest (tests/requirements-latest.txt), .venv-2.16
+# (tests/requirements-2.16.txt) and, for the galaxy stage, .venv-galaxy (tests/requirements-galaxy.txt),
+# reinstalled only when the requirements change, and tests a copy of the collection laid out as
+# <tmp>/ansible_collections/nodeops/memcg.
 # As root, setup installs the Debian packages it needs (tests/install-system-packages.sh). The vm
 # stage boots a Debian guest; its base image is built in the background from the end of setup and
 # cached outside git (tests/vm/README.md).
@@ -29,10 +30,11 @@ if [[ ! -t 1 ]]; then
 fi
 VENV_LATEST=$REPO_ROOT/.venv-latest
 VENV_216=$REPO_ROOT/.venv-2.16
+VENV_GALAXY=$REPO_ROOT/.venv-galaxy
 # Bump when the way the venvs are built changes, so existing ones are rebuilt.
 SETUP_REVISION=1
 
-ALL_STAGES=(vermin sanity-latest sanity-2.16 lint doc-latest doc-2.16 unit-latest unit-2.16 integration molecule vm)
+ALL_STAGES=(vermin sanity-latest sanity-2.16 lint doc-latest doc-2.16 unit-latest unit-2.16 galaxy integration molecule vm)
 
 log() { printf '%s\n' "$*"; }
 core_version() { "$1/bin/python" -c 'import ansible.release as r; print("ansible-core " + r.__version__)'; }
@@ -265,6 +267,9 @@ setup() {
     ensure_venv "$VENV_216" tests/requirements-2.16.txt
     core_version "$VENV_216"
   fi
+  if wants galaxy; then
+    ensure_venv "$VENV_GALAXY" tests/requirements-galaxy.txt
+  fi
   copy_collection
   if wants sanity-latest sanity-2.16; then
     local venvs=("$VENV_LATEST")
@@ -382,6 +387,47 @@ unit() { # venv
 }
 stage_unit_latest() { unit "$VENV_LATEST"; }
 stage_unit_2_16() { unit "$VENV_216"; }
+
+# What Galaxy and Automation Hub run on upload: galaxy-importer on the built tarball (ansible-lint
+# inside it; ansible-test off, it wants a container), any WARNING or ERROR it logs failing the stage;
+# then the plugin docs and the changelog fragments linted. The linters run beside the importer.
+stage_galaxy() {
+  local build=$WORKDIR/galaxy-build log=$WORKDIR/galaxy-importer.log tarball docs_pid changelog_pid rc=0 t0
+  export PATH="$VENV_GALAXY/bin:$PATH"
+  cd "$COLLECTION"
+  mkdir -p "$build"
+  ansible-galaxy collection build --force --output-path "$build" . >/dev/null
+  tarball=$(find "$build" -name '*.tar.gz' | head -n 1)
+  log "built ${tarball##*/} ($(tar -tzf "$tarball" | wc -l) entries)"
+  antsibull-docs lint-collection-docs --plugin-docs . >"$WORKDIR/antsibull-docs.log" 2>&1 &
+  docs_pid=$!
+  antsibull-changelog lint >"$WORKDIR/antsibull-changelog.log" 2>&1 &
+  changelog_pid=$!
+  printf '[galaxy-importer]\nRUN_ANSIBLE_TEST = False\nRUN_ANSIBLE_LINT = True\n' >"$WORKDIR/galaxy-importer.cfg"
+  t0=$(now)
+  GALAXY_IMPORTER_CONFIG=$WORKDIR/galaxy-importer.cfg python -m galaxy_importer.main "$tarball" >"$log" 2>&1 || rc=$?
+  log "galaxy-importer $(pip show galaxy-importer 2>/dev/null | sed -n 's/^Version: //p'): exit code $rc, $(elapsed "$t0" "$(now)")s"
+  if ((rc != 0)) || grep -qE '^(WARNING|ERROR|CRITICAL)' "$log"; then
+    cat "$log"
+    log "galaxy-importer failed or warned (above)"
+    rc=1
+  fi
+  if ! wait "$docs_pid" || [[ -s $WORKDIR/antsibull-docs.log ]]; then
+    cat "$WORKDIR/antsibull-docs.log"
+    log "antsibull-docs lint-collection-docs --plugin-docs failed or reported (above)"
+    rc=1
+  else
+    log "antsibull-docs lint-collection-docs --plugin-docs: clean"
+  fi
+  if ! wait "$changelog_pid" || [[ -s $WORKDIR/antsibull-changelog.log ]]; then
+    cat "$WORKDIR/antsibull-changelog.log"
+    log "antsibull-changelog lint failed or reported (above)"
+    rc=1
+  else
+    log "antsibull-changelog lint: clean"
+  fi
+  return "$rc"
+}
 
 # Tests that start ansible-playbook and ansible-runner: the latest venv's, on the collection copy.
 pytest_with_ansible() { # test directory [pytest arguments]

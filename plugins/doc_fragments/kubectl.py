@@ -9,7 +9,7 @@ __metaclass__ = type
 class ModuleDocFragment(object):
 
     # How the modules of the action group nodeops.memcg.kubectl reach Kubernetes; the argument
-    # spec is kubectl.KUBECTL_OPTIONS.
+    # spec is k8s/client.py KUBECTL_OPTIONS.
     DOCUMENTATION = r'''
 options:
   kubectl:

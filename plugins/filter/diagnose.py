@@ -6,7 +6,7 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.nodeops.memcg.plugins.module_utils import diagnose_report as report
+from ansible_collections.nodeops.memcg.plugins.plugin_utils import diagnose_report as report
 
 
 def diagnose_report(hosts, hostvars, generated_at):

@@ -6,8 +6,24 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.nodeops.memcg.plugins.module_utils import metrics, report, rollout
+import functools
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.nodeops.memcg.plugins.module_utils import metrics
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
+from ansible_collections.nodeops.memcg.plugins.plugin_utils import report, rollout
+
+
+def _filter_error(function):
+    """The filter with MemcgError (a bad value, named in the message) raised as AnsibleFilterError."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except MemcgError as error:
+            raise AnsibleFilterError(str(error))
+    return wrapper
 
 
 def _each_host(hosts, hostvars, name):
@@ -89,7 +105,7 @@ def prometheus_textfile(probe, timestamp):
 
 class FilterModule(object):
     def filters(self):
-        return {
+        filters = {
             'detect_report': detect_report,
             'detect_markdown': detect_markdown,
             'mitigate_report': mitigate_report,
@@ -102,3 +118,4 @@ class FilterModule(object):
             'upgrade_capacity_check': upgrade_capacity_check,
             'prometheus_textfile': prometheus_textfile,
         }
+        return dict((name, _filter_error(function)) for name, function in filters.items())

@@ -19,6 +19,7 @@ import time
 from ansible_collections.nodeops.memcg.plugins.module_utils import bounded
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 from ansible_collections.nodeops.memcg.plugins.module_utils.procfs import read_text
+from ansible_collections.nodeops.memcg.plugins.module_utils.root_paths import under_root
 
 KUBEPODS_NAMES = ('kubepods.slice', 'kubepods')  # systemd driver, cgroupfs driver
 MAX_STAT_READS = 5
@@ -29,15 +30,8 @@ _OCTAL_ESCAPE = re.compile(r'\\([0-7]{3})')
 _VANISHED = (errno.ENOENT, errno.ENOTDIR, errno.ESTALE, errno.ENODEV)  # ENODEV: kernfs node removed while open
 
 
-def host_path(root, path):
-    """Join an absolute host path under root ('/' leaves it as is)."""
-    if not root or root == '/':
-        return path
-    return os.path.join(root, path.lstrip('/'))
-
-
 def _read_text(root, path):
-    return read_text(host_path(root, path))
+    return read_text(under_root(root, path))
 
 
 def _unescape(field):
@@ -227,7 +221,7 @@ def count_memcgs(cgroup, root='/'):
     """
     if cgroup['layout'] in ('v1', 'hybrid'):
         total = memory_num_cgroups(root)
-        live = count_dirs(host_path(root, cgroup['memory_mount']))
+        live = count_dirs(under_root(root, cgroup['memory_mount']))
         if total is None:
             return {'total': None, 'live': live, 'dying': None, 'source': 'unavailable'}
         return {'total': total, 'live': live, 'dying': max(total - live, 0),
@@ -235,7 +229,7 @@ def count_memcgs(cgroup, root='/'):
     if cgroup['layout'] == 'v2':
         unified = cgroup['unified_mount']
         counters = parse_flat_keyed(_read_text(root, os.path.join(unified, 'cgroup.stat')))
-        live = count_dirs(host_path(root, unified))
+        live = count_dirs(under_root(root, unified))
         for key in ('nr_dying_subsys_memory', 'nr_dying_descendants'):
             if key in counters:
                 dying = counters[key]
@@ -260,7 +254,7 @@ def find_kubepods(cgroup, root='/'):
         return None
     for name in KUBEPODS_NAMES:
         candidate = os.path.join(top, name)
-        if os.path.isdir(host_path(root, candidate)):
+        if os.path.isdir(under_root(root, candidate)):
             return candidate
     return None
 
@@ -296,7 +290,7 @@ def time_read(path, reads=1, warn_ms=100, root='/', clock=None, timeout_s=None):
     if not 1 <= reads <= MAX_STAT_READS:
         raise MemcgError('stat reads must be between 1 and %d, got %r' % (MAX_STAT_READS, reads))
     clock = clock or getattr(time, 'monotonic', time.time)
-    full = host_path(root, path)
+    full = under_root(root, path)
     timings = []
     timed_out = None
     for dummy in range(reads):

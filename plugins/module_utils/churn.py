@@ -16,7 +16,8 @@ import io
 import re
 
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
-from ansible_collections.nodeops.memcg.plugins.module_utils.kubectl import parse_time, pod_owner
+from ansible_collections.nodeops.memcg.plugins.module_utils.k8s.nodes import pod_owner
+from ansible_collections.nodeops.memcg.plugins.module_utils.k8s.times import parse_time
 
 # A Job created by a CronJob is named <cronjob>-<scheduled time in minutes since the epoch>.
 CRONJOB_JOB = re.compile(r'^(.+)-\d{8,}$')

@@ -21,6 +21,7 @@ import time
 
 from ansible_collections.nodeops.memcg.plugins.module_utils import cgroups, procfs
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
+from ansible_collections.nodeops.memcg.plugins.module_utils.root_paths import under_root
 
 # Kernel functions under which a memory.stat read spends its time, per kernel generation
 # (KERNEL_FACTS.md "Where kubelet's kernel time shows up"; names checked against each series'
@@ -229,7 +230,7 @@ def task_snapshot(pid, root='/', max_threads=MAX_THREADS, max_fds=MAX_FDS):
     Returns None when the process is gone, else {'threads': [{'tid', 'state', 'stack', 'wchan'}],
     'stat_open': [paths of open memory.stat files], 'stack_readable': bool}.
     """
-    task_dir = procfs.proc_path(root, str(pid), 'task')
+    task_dir = under_root(root, 'proc', str(pid), 'task')
     try:
         tids = sorted(os.listdir(task_dir))[:max_threads]
     except OSError:
@@ -247,7 +248,7 @@ def task_snapshot(pid, root='/', max_threads=MAX_THREADS, max_fds=MAX_FDS):
         threads.append({'tid': int(tid), 'state': state[0] if state else '?',
                         'stack': parse_stack(stack), 'wchan': wchan if wchan not in ('', '0') else None})
     stat_open = []
-    fd_dir = procfs.proc_path(root, str(pid), 'fd')
+    fd_dir = under_root(root, 'proc', str(pid), 'fd')
     try:
         fds = os.listdir(fd_dir)[:max_fds]
     except OSError:
@@ -465,13 +466,13 @@ def stat_levels(cgroup, root='/', max_pods=3):
     parents = [kubepods]
     for qos in QOS_NAMES:
         path = os.path.join(kubepods, 'kubepods-%s.slice' % qos if systemd else qos)
-        if os.path.isdir(cgroups.host_path(root, path)):
+        if os.path.isdir(under_root(root, path)):
             levels.append(('qos:' + qos, path))
             parents.append(path)
     pods = []
     for parent in parents:
         try:
-            names = os.listdir(cgroups.host_path(root, parent))
+            names = os.listdir(under_root(root, parent))
         except OSError:
             continue
         pods.extend(os.path.join(parent, name) for name in names if _POD_DIR.match(name))
@@ -538,7 +539,7 @@ def time_levels(levels, deadline, warn_ms, root='/', clock=None):
 
 def transient_units(root='/'):
     """Transient systemd units by type from <root>/run/systemd/transient (None when absent)."""
-    path = cgroups.host_path(root, '/run/systemd/transient')
+    path = under_root(root, '/run/systemd/transient')
     try:
         names = os.listdir(path)
     except OSError as exc:
@@ -558,7 +559,7 @@ def live_by_top(cgroup, root='/'):
     if top is None:
         return {}
     result = {}
-    full = cgroups.host_path(root, top)
+    full = under_root(root, top)
     try:
         names = sorted(os.listdir(full))
     except OSError as exc:

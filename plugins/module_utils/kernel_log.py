@@ -18,7 +18,7 @@ import errno
 import os
 import time
 
-from ansible_collections.nodeops.memcg.plugins.module_utils.cgroups import host_path
+from ansible_collections.nodeops.memcg.plugins.module_utils.root_paths import under_root
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 
 KMSG = '/dev/kmsg'
@@ -76,7 +76,7 @@ def read_kernel_log(patterns, root='/', timeout_s=5.0, clock=None):
     'matched', 'truncated'}: truncated when timeout_s or MAX_BYTES stopped the reading early.
     """
     clock = clock or getattr(time, 'monotonic', time.time)
-    path = host_path(root, KMSG)
+    path = under_root(root, KMSG)
     result = {'source': 'unavailable', 'note': '', 'records': 0, 'match_count': 0, 'matched': [],
               'truncated': False}
     try:

@@ -22,8 +22,9 @@ import math
 import numbers
 import os
 
-from ansible_collections.nodeops.memcg.plugins.module_utils import cgroups, probe
+from ansible_collections.nodeops.memcg.plugins.module_utils import probe
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
+from ansible_collections.nodeops.memcg.plugins.module_utils.root_paths import under_root
 
 LEVELS = (1, 2, 3)  # 1 page cache, 2 reclaimable slab (dentries, inodes), 3 both
 VERDICT_RANK = {'ok': 0, 'warn': 1, 'critical': 2}
@@ -99,7 +100,7 @@ def _gate_sentence(gate_result):
 def read_int(root, path):
     """The integer in the file <root><path>, or None when it is missing or holds no integer."""
     try:
-        with open(cgroups.host_path(root, path), 'rb') as handle:
+        with open(under_root(root, path), 'rb') as handle:
             text = handle.read().decode('utf-8', 'replace')
     except (IOError, OSError):
         return None
@@ -112,9 +113,9 @@ def read_int(root, path):
 
 def reaper_paths(root='/'):
     """Full paths (under root) of the memcg reaper's directory and files: {'dir', 'reap', <settings>}."""
-    paths = {'dir': cgroups.host_path(root, REAPER_DIR), 'reap': cgroups.host_path(root, REAPER_DIR + '/reap')}
+    paths = {'dir': under_root(root, REAPER_DIR), 'reap': under_root(root, REAPER_DIR + '/reap')}
     for name in REAPER_SETTINGS:
-        paths[name] = cgroups.host_path(root, REAPER_DIR + '/' + name)
+        paths[name] = under_root(root, REAPER_DIR + '/' + name)
     return paths
 
 
@@ -219,7 +220,7 @@ def write_value(root, path, value):
     The file is opened for writing without O_CREAT: a missing file (wrong root, no such kernel
     knob) is an error naming the path, never a new file. Raises MemcgError.
     """
-    full = cgroups.host_path(root, path)
+    full = under_root(root, path)
     data = str(value).encode('ascii')
     try:
         fd = os.open(full, os.O_WRONLY | os.O_TRUNC)

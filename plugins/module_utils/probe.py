@@ -31,7 +31,7 @@ DEFAULT_THRESHOLDS = {
     'critical_read_ms': 1000,
     'warn_kubelet_system_percent': 50,
 }
-# The thresholds option of the modules that run the probe (doc fragment nodeops.memcg.thresholds).
+# The thresholds option of the modules that run the probe (doc fragment nodeops.memcg.probe).
 THRESHOLDS_OPTION = dict(type='dict', options=dict(
     warn_dying=dict(type='int'),
     warn_dying_ratio=dict(type='float'),
@@ -41,6 +41,16 @@ THRESHOLDS_OPTION = dict(type='dict', options=dict(
     critical_read_ms=dict(type='float'),
     warn_kubelet_system_percent=dict(type='float'),
 ))
+# The options every module that runs the probe shares (memcg_probe, drop_caches): doc fragments
+# nodeops.memcg.probe and nodeops.memcg.policy_overrides.
+PROBE_OPTIONS = dict(
+    kubelet_name=dict(type='str', default='kubelet'),
+    kubelet_pid=dict(type='int'),
+    stat_reads=dict(type='int', default=1, choices=[0, 1, 2, 3, 4, 5]),
+    thresholds=THRESHOLDS_OPTION,
+    read_timeout=dict(type='float'),
+    policy_overrides=dict(type='list', elements='dict'),
+)
 # (warn key, critical key) pairs that must be ordered.
 _ORDERED = (('warn_dying', 'critical_dying'), ('warn_read_ms', 'critical_read_ms'))
 # Kernel statuses on which dying memcgs make memory.stat reads slow (unknown: assume the worst).

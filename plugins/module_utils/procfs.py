@@ -16,6 +16,7 @@ import time
 
 from ansible_collections.nodeops.memcg.plugins.module_utils import bounded
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
+from ansible_collections.nodeops.memcg.plugins.module_utils.root_paths import under_root
 
 TASK_COMM_LEN = 15  # the kernel truncates /proc/<pid>/comm to 15 characters
 _MEMINFO_KEYS = (('Slab', 'slab_kb'), ('SReclaimable', 'sreclaimable_kb'), ('SUnreclaim', 'sunreclaim_kb'))
@@ -24,10 +25,6 @@ _GONE = (errno.ENOENT, errno.ESRCH, errno.ENOTDIR)  # a process exited while we 
 # names its inode cache xfs_inode, without the usual _inode_cache suffix.
 SLAB_NAMES = ('dentry', 'xfs_inode')
 SLAB_SUFFIX = 'inode_cache'
-
-
-def proc_path(root, *parts):
-    return os.path.join(root or '/', 'proc', *parts)
 
 
 def read_text(path):
@@ -56,7 +53,7 @@ def parse_meminfo_slab(text):
 
 
 def read_meminfo_slab(root='/'):
-    return parse_meminfo_slab(read_text(proc_path(root, 'meminfo')))
+    return parse_meminfo_slab(read_text(under_root(root, 'proc', 'meminfo')))
 
 
 def parse_dentry_state(text):
@@ -76,7 +73,7 @@ def parse_dentry_state(text):
 
 
 def read_dentry_state(root='/'):
-    return parse_dentry_state(read_text(proc_path(root, 'sys', 'fs', 'dentry-state')))
+    return parse_dentry_state(read_text(under_root(root, 'proc', 'sys', 'fs', 'dentry-state')))
 
 
 def parse_slabinfo(text):
@@ -97,7 +94,7 @@ def parse_slabinfo(text):
 
 def read_slabinfo(root='/'):
     """Parsed /proc/slabinfo, or None when it is missing or unreadable (it is root only)."""
-    path = proc_path(root, 'slabinfo')
+    path = under_root(root, 'proc', 'slabinfo')
     try:
         with open(path, 'rb') as handle:
             text = handle.read().decode('utf-8', 'replace')
@@ -109,26 +106,26 @@ def read_slabinfo(root='/'):
 
 
 def read_cmdline(root='/'):
-    return read_text(proc_path(root, 'cmdline')).replace('\0', ' ').strip()
+    return read_text(under_root(root, 'proc', 'cmdline')).replace('\0', ' ').strip()
 
 
 def read_osrelease(root='/'):
-    return read_text(proc_path(root, 'sys', 'kernel', 'osrelease')).strip()
+    return read_text(under_root(root, 'proc', 'sys', 'kernel', 'osrelease')).strip()
 
 
 def find_pids(name, root='/'):
     """Sorted pids whose /proc/<pid>/comm equals name (compared as the kernel truncates it)."""
     wanted = name[:TASK_COMM_LEN]
     try:
-        entries = os.listdir(proc_path(root))
+        entries = os.listdir(under_root(root, 'proc'))
     except OSError as exc:
-        raise MemcgError('cannot list %s: %s' % (proc_path(root), exc.strerror or exc))
+        raise MemcgError('cannot list %s: %s' % (under_root(root, 'proc'), exc.strerror or exc))
     pids = []
     for entry in entries:
         if not entry.isdigit():
             continue
         try:
-            with open(proc_path(root, entry, 'comm'), 'rb') as handle:
+            with open(under_root(root, 'proc', entry, 'comm'), 'rb') as handle:
                 comm = handle.read().decode('utf-8', 'replace').rstrip('\n')
         except (IOError, OSError):
             continue  # exited, or a kernel thread we may not read: not kubelet either way
@@ -164,7 +161,7 @@ def read_pid_stat(pid, root='/', timeout_s=None):
     if timeout_s is not None:
         return bounded.run(lambda: read_pid_stat(pid, root), timeout_s, 'the read of /proc/%s/stat' % pid)
     try:
-        with open(proc_path(root, str(pid), 'stat'), 'rb') as handle:
+        with open(under_root(root, 'proc', str(pid), 'stat'), 'rb') as handle:
             text = handle.read().decode('utf-8', 'replace')
     except (IOError, OSError) as exc:
         if exc.errno in _GONE:

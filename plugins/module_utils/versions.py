@@ -223,3 +223,39 @@ def upstream_vercmp(a, b):
             raise ValueError('%r is not a major.minor[.patch] kernel version' % (value,))
         parsed.append((tuple(version) + (0, 0))[:3])
     return (parsed[0] > parsed[1]) - (parsed[0] < parsed[1])
+
+
+# A Debian/Ubuntu release ends in its flavour: -amd64, -cloud-amd64, -generic, -lowlatency, -aws.
+_FLAVOUR_RE = re.compile(r'^(?P<version>.*?\d)(?P<flavour>(?:-[A-Za-z][A-Za-z0-9_+]*)*)$')
+
+
+def release_version(release, family):
+    """The part of a kernel release (`uname -r`) that its package tool orders.
+
+    EL (`el`): the whole release, VERSION-RELEASE.ARCH as rpm builds it. Debian/Ubuntu (`debian`):
+    the release without its flavour ('6.1.0-18-cloud-amd64' -> '6.1.0-18',
+    '5.10.0-0.deb10.28-amd64' -> '5.10.0-0.deb10.28'), which reads as a dpkg upstream-revision.
+    """
+    if family == 'debian':
+        found = _FLAVOUR_RE.match(release.strip())
+        if found:
+            return found.group('version')
+    return release.strip()
+
+
+def release_vercmp(a, b, family):
+    """Compare two kernel releases (`uname -r`) as their package tool orders them; -1, 0 or 1.
+
+    EL: rpm_vercmp on the version (before the first '-') then on the rest, so '4.18.0-240.el8' <
+    '4.18.0-240.el8_2' < '4.18.0-240.1.1.el8_3' and '5.4.99-1' < '5.4.278-1'. Debian/Ubuntu:
+    dpkg_vercmp of release_version(), so '6.1.0-17-amd64' < '6.1.0-18-amd64' and two flavours of one
+    build ('5.4.0-150-generic', '5.4.0-150-lowlatency') compare equal: no ordering says which to boot.
+    Raises ValueError for an unknown family.
+    """
+    if family == 'el':
+        version_a, dummy, rest_a = a.strip().partition('-')
+        version_b, dummy, rest_b = b.strip().partition('-')
+        return rpm_vercmp(version_a, version_b) or rpm_vercmp(rest_a, rest_b)
+    if family == 'debian':
+        return dpkg_vercmp(release_version(a, family), release_version(b, family))
+    raise ValueError('unknown family %r (expected el or debian)' % (family,))

@@ -32,7 +32,7 @@ author:
 extends_documentation_fragment:
   - nodeops.memcg.root
   - nodeops.memcg.policy_overrides
-  - nodeops.memcg.thresholds
+  - nodeops.memcg.probe
 attributes:
   check_mode:
     support: full
@@ -106,22 +106,6 @@ options:
         skips sampling, keeping the run cheap; the after-measurement never samples. At most V(60).
     type: float
     default: 0.0
-  stat_reads:
-    description:
-      - How many times the probe reads and times each C(memory.stat), before and again after.
-        V(0) disables timing. On a sick node every read burns kernel CPU.
-    type: int
-    default: 1
-    choices: [0, 1, 2, 3, 4, 5]
-  kubelet_name:
-    description:
-      - Process name (C(/proc/<pid>/comm)) of kubelet, looked up when O(kubelet_pid) is not given.
-    type: str
-    default: kubelet
-  kubelet_pid:
-    description:
-      - Pid of kubelet; skips the lookup by name.
-    type: int
 notes:
   - Needs root to write C(/proc/sys/vm/drop_caches).
   - Gate it on measured need, never run it blindly from cron; the module's gate does that.
@@ -406,7 +390,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.nodeops.memcg.plugins.module_utils import mitigation
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
-from ansible_collections.nodeops.memcg.plugins.module_utils.probe import THRESHOLDS_OPTION
+from ansible_collections.nodeops.memcg.plugins.module_utils.probe import PROBE_OPTIONS
 
 
 def sync_with(module):
@@ -424,6 +408,7 @@ def sync_with(module):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
+            PROBE_OPTIONS,
             root=dict(type='path', default='/'),
             level=dict(type='int', default=2, choices=[1, 2, 3]),
             sync=dict(type='bool', default=True),
@@ -433,12 +418,6 @@ def main():
             reaper=dict(type='str', default='before', choices=['before', 'instead', 'never']),
             reaper_background=dict(type='bool', default=False),
             cpu_interval=dict(type='float', default=0.0),
-            stat_reads=dict(type='int', default=1, choices=[0, 1, 2, 3, 4, 5]),
-            thresholds=THRESHOLDS_OPTION,
-            policy_overrides=dict(type='list', elements='dict'),
-            read_timeout=dict(type='float'),
-            kubelet_name=dict(type='str', default='kubelet'),
-            kubelet_pid=dict(type='int'),
         ),
         supports_check_mode=True,
     )

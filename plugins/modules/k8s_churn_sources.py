@@ -127,7 +127,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.nodeops.memcg.plugins.module_utils import kubectl as k8s
+from ansible_collections.nodeops.memcg.plugins.module_utils.k8s import client as k8s_client
 from ansible_collections.nodeops.memcg.plugins.module_utils.churn import parse_pprof, rank_sources
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 
@@ -136,12 +136,12 @@ PPROF_PATH = '/api/v1/nodes/%s/proxy/debug/pprof/profile?seconds=%d'
 
 def fetch_pprof(module, kube, node, seconds, dest):
     """kubectl get --raw of kubelet's profile (bytes), saved at dest and parsed; errors are returned, not raised."""
-    argv = k8s.Kubectl(None, kube.binary, kube.kubeconfig, kube.context,
-                       seconds + (kube.request_timeout or 30)).base_argv()
+    argv = k8s_client.Kubectl(None, kube.binary, kube.kubeconfig, kube.context,
+                              seconds + (kube.request_timeout or 30)).base_argv()
     argv += ['get', '--raw', PPROF_PATH % (node, seconds)]
     rc, out, err = module.run_command(argv, encoding=None, environ_update={'LANG': 'C', 'LC_ALL': 'C'})
     if rc != 0:
-        error = k8s.map_error(err.decode('utf-8', 'replace'), 'the kubelet profile of node %s' % node, argv)
+        error = k8s_client.map_error(err.decode('utf-8', 'replace'), 'the kubelet profile of node %s' % node, argv)
         return {'path': None, 'bytes': 0, 'samples': None, 'top': [], 'memory_stat_share_percent': None,
                 'error': str(error)}
     with open(dest, 'wb') as handle:
@@ -158,7 +158,7 @@ def fetch_pprof(module, kube, node, seconds, dest):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            k8s.KUBECTL_OPTIONS,
+            k8s_client.KUBECTL_OPTIONS,
             node=dict(type='str', required=True),
             recent_hours=dict(type='float', default=1.0),
             top=dict(type='int', default=10),
@@ -173,7 +173,7 @@ def main():
             raise MemcgError('pprof_seconds must not be negative, got %d' % params['pprof_seconds'])
         if params['pprof_seconds'] and not params['pprof_dest']:
             raise MemcgError('pprof_seconds %d needs pprof_dest' % params['pprof_seconds'])
-        kube = k8s.kubectl_for(module)
+        kube = k8s_client.kubectl_for(module)
         node = params['node']
         pods = kube.get_items('pods', all_namespaces=True, field_selector='spec.nodeName=%s' % node)
         events = kube.get_items('events', all_namespaces=True, field_selector='involvedObject.kind=Pod,reason=Started')

@@ -211,7 +211,8 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.nodeops.memcg.plugins.module_utils import kubectl as k8s
+from ansible_collections.nodeops.memcg.plugins.module_utils.k8s import client as k8s_client
+from ansible_collections.nodeops.memcg.plugins.module_utils.k8s import lease as k8s_lease
 from ansible_collections.nodeops.memcg.plugins.module_utils import names as naming
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 
@@ -226,8 +227,8 @@ def read_lock(module, kube, result, now):
     """The Lease as it is: (where, the object or None, its state); held_by and lease go in result."""
     params = module.params
     where = '%s/%s' % (params['namespace'], params['name'])
-    lease = kube.get_optional(k8s.LEASE_KIND, params['name'], namespace=params['namespace'])
-    before = k8s.lease_state(lease, now, params['ttl'])
+    lease = kube.get_optional(k8s_lease.LEASE_KIND, params['name'], namespace=params['namespace'])
+    before = k8s_lease.lease_state(lease, now, params['ttl'])
     result['held_by'] = before['holder'] if before else None
     result['lease'] = before
     return where, lease, before
@@ -237,26 +238,26 @@ def acquire(module, kube, result, now):
     params = module.params
     namespace, name, holder, ttl = params['namespace'], params['name'], params['holder'], params['ttl']
     where, lease, before = read_lock(module, kube, result, now)
-    decision = k8s.lease_decision(lease, holder, now, ttl)
+    decision = k8s_lease.lease_decision(lease, holder, now, ttl)
     result['decision'] = decision
     if decision == 'held_by_other':
         raise MemcgError(held_message(where, before))
     result['would_acquire'] = True
-    wanted = k8s.lease_object(name, namespace, holder, ttl, now, previous=lease)
+    wanted = k8s_lease.lease_object(name, namespace, holder, ttl, now, previous=lease)
     if module.check_mode:
         result['changed'] = True
-        result['lease'] = k8s.lease_state(wanted, now, ttl)
+        result['lease'] = k8s_lease.lease_state(wanted, now, ttl)
         return
     try:
         done = kube.create(wanted) if decision == 'create' else kube.replace(wanted)
-    except (k8s.AlreadyExistsError, k8s.ConflictError) as exc:
-        now_state = k8s.lease_state(kube.get_optional(k8s.LEASE_KIND, name, namespace=namespace), time.time(), ttl)
+    except (k8s_client.AlreadyExistsError, k8s_client.ConflictError) as exc:
+        now_state = k8s_lease.lease_state(kube.get_optional(k8s_lease.LEASE_KIND, name, namespace=namespace), time.time(), ttl)
         winner = now_state['holder'] if now_state else None
         raise MemcgError('lost the race for lock %s (%s): %s' % (
             where, exc.code, held_message(where, now_state) if winner and winner != holder else
             'another run changed it meanwhile; try again'))
     result['acquired'] = result['changed'] = True
-    result['lease'] = k8s.lease_state(done, now, ttl)
+    result['lease'] = k8s_lease.lease_state(done, now, ttl)
 
 
 def release(module, kube, result, now):
@@ -270,25 +271,25 @@ def release(module, kube, result, now):
         module.warn('lock %s is held by %s, not by %s: left alone' % (where, before['holder'], holder))
         return
     result['decision'] = 'release'
-    wanted = k8s.released_lease(lease)
+    wanted = k8s_lease.released_lease(lease)
     if module.check_mode:
         result['changed'] = True
-        result['lease'] = k8s.lease_state(wanted, now, ttl)
+        result['lease'] = k8s_lease.lease_state(wanted, now, ttl)
         return
     try:
         done = kube.replace(wanted)
-    except k8s.ConflictError:
+    except k8s_client.ConflictError:
         raise MemcgError('lock %s changed while it was being released (409 Conflict); read it again and retry' % where)
     result['released'] = result['changed'] = True
-    result['lease'] = k8s.lease_state(done, now, ttl)
+    result['lease'] = k8s_lease.lease_state(done, now, ttl)
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            k8s.KUBECTL_OPTIONS,
-            namespace=dict(type='str', default=k8s.DEFAULT_LOCK_NAMESPACE),
-            name=dict(type='str', default=k8s.DEFAULT_LOCK_NAME),
+            k8s_client.KUBECTL_OPTIONS,
+            namespace=dict(type='str', default=k8s_lease.DEFAULT_LOCK_NAMESPACE),
+            name=dict(type='str', default=k8s_lease.DEFAULT_LOCK_NAME),
             holder=dict(type='str', required=True),
             ttl=dict(type='int', default=3600),
             state=dict(type='str', default='acquired', choices=['acquired', 'released']),
@@ -303,8 +304,8 @@ def main():
         naming.dns_subdomain('name', params['name'])
         naming.safe_token('holder', params['holder'])
         naming.int_range('ttl', params['ttl'], 1, naming.INT32_MAX)
-        k8s.check_kubectl_options(params)
-        kube = k8s.kubectl_for(module)
+        k8s_client.check_kubectl_options(params)
+        kube = k8s_client.kubectl_for(module)
         now = time.time()
         if params['state'] == 'acquired':
             acquire(module, kube, result, now)

@@ -300,10 +300,10 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.nodeops.memcg.plugins.module_utils import kubectl as k8s
+from ansible_collections.nodeops.memcg.plugins.module_utils.k8s import client as k8s_client
+from ansible_collections.nodeops.memcg.plugins.module_utils.k8s import nodes as k8s_nodes
 from ansible_collections.nodeops.memcg.plugins.module_utils import names as naming
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
-from ansible_collections.nodeops.memcg.plugins.module_utils.rollout import NODE_STEPS
 
 ATTEMPTS = 3
 #: refusals worth asking the PodDisruptionBudgets about
@@ -312,7 +312,7 @@ PDB_REASONS = ('pdb', 'multiple_pdbs', 'timeout')
 
 def plan(state, node, run_id, reason, adopt=False, progress=(None, None)):
     """(patch or None, facts) for one state, from the node as read."""
-    owner = k8s.cordon_owner(node, run_id)
+    owner = k8s_nodes.cordon_owner(node, run_id)
     annotations = (node.get('metadata') or {}).get('annotations') or {}
     rv = (node.get('metadata') or {}).get('resourceVersion')
     facts = {'cordon_owner': owner, 'admin_cordoned': owner == 'admin',
@@ -320,25 +320,25 @@ def plan(state, node, run_id, reason, adopt=False, progress=(None, None)):
     patch = None
     if state in ('cordoned', 'drained'):
         if owner is None:
-            patch = k8s.cordon_patch(run_id, rv)
+            patch = k8s_nodes.cordon_patch(run_id, rv)
         elif owner == 'other_run' and adopt:
-            patch = k8s.cordon_patch(run_id, rv)
-            if k8s.FAILURE in annotations:
-                patch['metadata']['annotations'][k8s.FAILURE_RUN] = run_id
+            patch = k8s_nodes.cordon_patch(run_id, rv)
+            if k8s_nodes.FAILURE in annotations:
+                patch['metadata']['annotations'][k8s_nodes.FAILURE_RUN] = run_id
     elif state == 'uncordoned':
-        patch = k8s.uncordon_patch(node, run_id, rv)
+        patch = k8s_nodes.uncordon_patch(node, run_id, rv)
         if owner == 'admin':
             facts['left_cordoned'] = True
             facts['left_cordoned_reason'] = ('cordoned by an admin (no %s annotation); left cordoned'
-                                             % k8s.CORDONED_BY)
+                                             % k8s_nodes.CORDONED_BY)
         elif owner == 'other_run':
             facts['left_cordoned'] = True
             facts['left_cordoned_reason'] = ('cordoned by run %s, not by this run (%s); left cordoned'
-                                             % (annotations.get(k8s.CORDONED_BY), run_id))
+                                             % (annotations.get(k8s_nodes.CORDONED_BY), run_id))
     elif state == 'failed':
-        patch = k8s.failure_patch(node, reason, run_id, rv)
+        patch = k8s_nodes.failure_patch(node, reason, run_id, rv)
     elif state == 'progress':
-        patch = k8s.progress_patch(node, run_id, progress[0], progress[1], rv)
+        patch = k8s_nodes.progress_patch(node, run_id, progress[0], progress[1], rv)
     return patch, facts
 
 
@@ -352,10 +352,10 @@ def converge(module, kube, name, state):
         if patch is None:
             return node, node, facts, False
         if module.check_mode:
-            return node, k8s.apply_merge_patch(node, patch), facts, True
+            return node, k8s_nodes.apply_merge_patch(node, patch), facts, True
         try:
             return node, kube.patch('node', name, patch), facts, True
-        except k8s.ConflictError:
+        except k8s_client.ConflictError:
             if attempt == ATTEMPTS - 1:
                 raise
     raise MemcgError('unreachable')  # pragma: no cover
@@ -376,11 +376,11 @@ def explain_refusals(kube, name, refusals):
         pdbs = []
         for namespace in sorted(n for n in namespaces if n):
             pdbs.extend(kube.get_items('poddisruptionbudgets', namespace=namespace))
-    except k8s.KubectlError as exc:
+    except k8s_client.KubectlError as exc:
         for item in blocking:
             item['message'] = '%s (could not list the PodDisruptionBudgets: %s)' % (item['message'], exc)
         return blocking
-    blocked = k8s.pods_blocking(pods, pdbs, node=name)
+    blocked = k8s_nodes.pods_blocking(pods, pdbs, node=name)
     for item in blocking:
         for entry in blocked:
             if entry['pod'] == item['pod'] and item['namespace'] in (None, entry['namespace']):
@@ -394,7 +394,7 @@ def explain_refusals(kube, name, refusals):
 def drain(module, kube, name, result):
     params = module.params
     if not params['disable_eviction']:
-        if not k8s.eviction_supported(kube.get_raw('/api/v1')):
+        if not k8s_nodes.eviction_supported(kube.get_raw('/api/v1')):
             raise MemcgError('the API server does not advertise the pods/eviction subresource, so kubectl drain would '
                              'delete the pods of node %s without honouring PodDisruptionBudgets; refusing. Set '
                              'disable_eviction=true to delete them deliberately' % name)
@@ -404,12 +404,12 @@ def drain(module, kube, name, result):
                          ignore_daemonsets=params['ignore_daemonsets'],
                          disable_eviction=params['disable_eviction'], force=params['force'],
                          dry_run=module.check_mode)
-    except k8s.DrainError as exc:
-        partial = k8s.parse_drain_output(exc.stdout, exc.stderr)
+    except k8s_client.DrainError as exc:
+        partial = k8s_nodes.parse_drain_output(exc.stdout, exc.stderr)
         result.update(partial)
         result['blocking'] = explain_refusals(kube, name, exc.refusals)
         if result['blocking']:
-            pods = k8s.summarize_refusals(result['blocking'])
+            pods = k8s_nodes.summarize_refusals(result['blocking'])
         else:
             pods = exc.stderr or str(exc)
         if module.check_mode:
@@ -417,14 +417,14 @@ def drain(module, kube, name, result):
         elif result['admin_cordoned']:
             keep = 'The node stays cordoned (cordoned by an admin).'
         elif result['cordoned_by']:
-            keep = 'The node stays cordoned (%s=%s).' % (k8s.CORDONED_BY, result['cordoned_by'])
+            keep = 'The node stays cordoned (%s=%s).' % (k8s_nodes.CORDONED_BY, result['cordoned_by'])
         else:
             keep = 'The node stays cordoned.'
-        raise k8s.DrainError('drain of node %s %s: %s. %s'
-                             % (name, 'would fail (server-side dry run)' if module.check_mode else
-                                'failed (drain timeout %ds)' % params['timeout'], pods, keep),
-                             stderr=exc.stderr, refusals=exc.refusals)
-    parsed = k8s.parse_drain_output(out)
+        raise k8s_client.DrainError('drain of node %s %s: %s. %s'
+                                    % (name, 'would fail (server-side dry run)' if module.check_mode else
+                                       'failed (drain timeout %ds)' % params['timeout'], pods, keep),
+                                    stderr=exc.stderr, refusals=exc.refusals)
+    parsed = k8s_nodes.parse_drain_output(out)
     result.update(parsed)
     return bool(parsed['evicted'])
 
@@ -432,10 +432,10 @@ def drain(module, kube, name, result):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            k8s.KUBECTL_OPTIONS,
+            k8s_client.KUBECTL_OPTIONS,
             name=dict(type='str', required=True),
             state=dict(type='str', required=True, choices=['cordoned', 'drained', 'uncordoned', 'failed', 'progress']),
-            step=dict(type='str', choices=list(NODE_STEPS)),
+            step=dict(type='str', choices=list(k8s_nodes.NODE_STEPS)),
             target=dict(type='str'),
             run_id=dict(type='str'),
             adopt=dict(type='bool', default=False),
@@ -470,14 +470,14 @@ def main():
         if params['timeout'] < 1:
             raise MemcgError('timeout must be a positive number of seconds, got %d' % params['timeout'])
         naming.int_range('grace_period', params['grace_period'], -1, naming.INT32_MAX)
-        k8s.check_kubectl_options(params)
-        kube = k8s.kubectl_for(module)
+        k8s_client.check_kubectl_options(params)
+        kube = k8s_client.kubectl_for(module)
         before, after, facts, changed = converge(module, kube, name, state)
         result.update(facts)
-        result['before'] = k8s.node_state(before)
-        result['after'] = k8s.node_state(after)
+        result['before'] = k8s_nodes.node_state(before)
+        result['after'] = k8s_nodes.node_state(after)
         result['unschedulable'] = result['after']['unschedulable']
-        result['cordoned_by'] = result['after']['annotations'].get(k8s.CORDONED_BY)
+        result['cordoned_by'] = result['after']['annotations'].get(k8s_nodes.CORDONED_BY)
         result['changed'] = changed
         if module._diff:
             result['diff'] = {'before': result['before'], 'after': result['after']}
@@ -485,7 +485,7 @@ def main():
             result['dry_run'] = module.check_mode
             if drain(module, kube, name, result):
                 result['changed'] = True
-    except k8s.DrainError as exc:
+    except k8s_client.DrainError as exc:
         result['changed'] = result['changed'] or bool(result.get('evicted'))
         module.fail_json(msg=str(exc), exception=traceback.format_exc(), **result)
     except MemcgError as exc:

@@ -113,7 +113,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.nodeops.memcg.plugins.module_utils import kubectl as k8s
+from ansible_collections.nodeops.memcg.plugins.module_utils.k8s import client as k8s_client
 from ansible_collections.nodeops.memcg.plugins.module_utils import node_condition
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 
@@ -125,7 +125,7 @@ def utc_now():
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            k8s.KUBECTL_OPTIONS,
+            k8s_client.KUBECTL_OPTIONS,
             name=dict(type='str', required=True),
             type=dict(type='str', default='DyingMemoryCgroups'),
             status=dict(type='bool', required=True),
@@ -140,7 +140,7 @@ def main():
     params = module.params
     try:
         node_condition.validate(params['type'], params['reason'])
-        kube = k8s.kubectl_for(module)
+        kube = k8s_client.kubectl_for(module)
         node = kube.get_json('node', params['name'])
         now = utc_now()
         planned = node_condition.plan(node, params['type'], params['status'], params['reason'], params['detail'], now)

@@ -262,7 +262,8 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.nodeops.memcg.plugins.module_utils import kubectl as k8s
+from ansible_collections.nodeops.memcg.plugins.module_utils.k8s import client as k8s_client
+from ansible_collections.nodeops.memcg.plugins.module_utils.k8s import nodes as k8s_nodes
 from ansible_collections.nodeops.memcg.plugins.module_utils import names as naming
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 
@@ -287,9 +288,9 @@ def report(wanted, nodes, pods, with_pods):
     for name in wanted:
         if name not in nodes:
             continue
-        summary = k8s.node_summary(nodes[name])
+        summary = k8s_nodes.node_summary(nodes[name])
         if with_pods:
-            summary['pods'] = sorted((k8s.pod_summary(p) for p in pods.get(name, [])),
+            summary['pods'] = sorted((k8s_nodes.pod_summary(p) for p in pods.get(name, [])),
                                      key=lambda p: (p['namespace'], p['name']))
         summaries.append(summary)
     return {
@@ -318,15 +319,15 @@ def wait(kube, names, condition, timeout, include_pods, clock=None, sleep=None):
         try:
             wanted, nodes, pods = read(kube.capped(deadline - clock()), names,
                                        include_pods or condition == 'daemonsets_ready')
-        except k8s.KubectlError as exc:
-            if not k8s.is_transient(exc):
+        except k8s_client.KubectlError as exc:
+            if not k8s_client.is_transient(exc):
                 raise
             api_errors += 1
             pending = [('-', 'the API did not answer (%d transient errors, the last: %s)' % (api_errors, exc))]
         else:
             pending = []
             for name in wanted:
-                met, why = k8s.wait_condition_met(condition, nodes.get(name), pods.get(name))
+                met, why = k8s_nodes.wait_condition_met(condition, nodes.get(name), pods.get(name))
                 if not met:
                     pending.append((name, why))
         now = clock()
@@ -335,15 +336,15 @@ def wait(kube, names, condition, timeout, include_pods, clock=None, sleep=None):
                                          'seconds': round(now - start, 1), 'api_errors': api_errors}
         if now >= deadline:
             details = '; '.join('node %s: %s' % (name, why) for name, why in pending)
-            raise k8s.WaitTimeoutError('timed out after %ds waiting for %s on %d node(s): %s'
-                                       % (timeout, condition, len(pending), details))
+            raise k8s_client.WaitTimeoutError('timed out after %ds waiting for %s on %d node(s): %s'
+                                              % (timeout, condition, len(pending), details))
         sleep(max(0.1, min(POLL_SECONDS, deadline - now)))
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            k8s.KUBECTL_OPTIONS,
+            k8s_client.KUBECTL_OPTIONS,
             names=dict(type='list', elements='str', default=[]),
             include_pods=dict(type='bool', default=False),
             wait_for=dict(type='str', default='none', choices=['none', 'ready', 'not_ready', 'daemonsets_ready']),
@@ -355,10 +356,10 @@ def main():
     try:
         if params['timeout'] < 1:
             raise MemcgError('timeout must be a positive number of seconds, got %d' % params['timeout'])
-        k8s.check_kubectl_options(params)
+        k8s_client.check_kubectl_options(params)
         wanted_names = [naming.dns_subdomain('names[%d]' % index, name)
                         for index, name in enumerate(params['names'])]
-        kube = k8s.kubectl_for(module)
+        kube = k8s_client.kubectl_for(module)
         if params['wait_for'] == 'none':
             wanted, nodes, pods = read(kube, wanted_names, params['include_pods'])
             waited = None

@@ -261,41 +261,33 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
-from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_install import (
+from ansible_collections.nodeops.memcg.plugins.module_utils.boot_menu import (
+    entry_names,
+    find_entry_for_release,
+    grub_cfg_uses_blscfg,
+    kernel_image_name,
+    parse_bls_entry,
+    parse_grub_cfg_entries,
+    parse_grubby_info,
+)
+from ansible_collections.nodeops.memcg.plugins.module_utils.grub import (
     BLS_DIR,
     GRUB_CFG_PATHS,
     GRUB_DEFAULTS_DIR,
     GRUB_DEFAULTS_FILE,
     TOOLS,
     boot_once_commands,
-    entry_names,
-    find_entry_for_release,
-    grub_cfg_uses_blscfg,
     grub_cfg_uses_saved,
     grub_default_setting,
     grubenv_path,
     kernel_files,
-    kernel_image_name,
-    parse_bls_entry,
-    parse_grub_cfg_entries,
-    parse_grubby_info,
     regenerate_command,
     set_default_commands,
     set_grub_default_saved,
 )
 from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_inventory import C_LOCALE, parse_grubenv
 from ansible_collections.nodeops.memcg.plugins.module_utils.procfs import read_osrelease
-
-
-def under(root, path):
-    """A node path (/boot/grub/grub.cfg) or a root-relative one, joined under root."""
-    return os.path.join(root, path.lstrip('/'))
-
-
-def host_path(root, full):
-    """The node path of a file found under root."""
-    relative = os.path.relpath(full, root)
-    return '/' + relative if relative != '.' else '/'
+from ansible_collections.nodeops.memcg.plugins.module_utils.root_paths import node_path, under_root
 
 
 def read_file(path, missing=None):
@@ -320,7 +312,7 @@ def detect_family(module, root):
         ('boot/grub', os.path.isdir, 'debian'),
     ]
     for relative, test, name in checks:
-        if test(under(root, relative)):
+        if test(under_root(root, relative)):
             return name
     raise MemcgError('cannot tell the family under %s (no etc/debian_version, etc/redhat-release, '
                      'etc/system-release, boot/grub2 or boot/grub): set family' % root)
@@ -328,13 +320,13 @@ def detect_family(module, root):
 
 def find_grub_cfg(family, root, override):
     if override:
-        full = under(root, override)
+        full = under_root(root, override)
         if not os.path.isfile(full):
             raise MemcgError('grub_cfg %s does not exist (looked at %s)' % (override, full))
         return full
     looked = []
     for pattern in GRUB_CFG_PATHS[family]:
-        full_pattern = under(root, pattern)
+        full_pattern = under_root(root, pattern)
         looked.append(full_pattern)
         found = sorted(path for path in glob.glob(full_pattern) if os.path.isfile(path))
         if found:
@@ -344,12 +336,12 @@ def find_grub_cfg(family, root, override):
 
 def read_entries(family, root, cfg_text, cfg_path):
     """Boot entries and where they came from: BootLoaderSpec files on EL8+, else grub.cfg."""
-    bls_dir = under(root, BLS_DIR)
+    bls_dir = under_root(root, BLS_DIR)
     bls_files = sorted(glob.glob(os.path.join(bls_dir, '*.conf')))
     if family == 'el' and bls_files and grub_cfg_uses_blscfg(cfg_text):
         entries = [parse_bls_entry(read_file(path), os.path.basename(path)) for path in bls_files]
-        return entries, 'the BootLoaderSpec entries in %s' % host_path(root, bls_dir)
-    return parse_grub_cfg_entries(cfg_text), host_path(root, cfg_path)
+        return entries, 'the BootLoaderSpec entries in %s' % node_path(root, bls_dir)
+    return parse_grub_cfg_entries(cfg_text), node_path(root, cfg_path)
 
 
 def has_entry(entries, release):
@@ -375,9 +367,9 @@ def grubby_entries(module, releases):
 
 
 def defaults_files(root):
-    main = under(root, GRUB_DEFAULTS_FILE)
+    main = under_root(root, GRUB_DEFAULTS_FILE)
     files = [(main, read_file(main, missing=''))]
-    for path in sorted(glob.glob(os.path.join(under(root, GRUB_DEFAULTS_DIR), '*.cfg'))):
+    for path in sorted(glob.glob(os.path.join(under_root(root, GRUB_DEFAULTS_DIR), '*.cfg'))):
         files.append((path, read_file(path)))
     return files
 
@@ -413,8 +405,8 @@ def run(module, command, warnings):
             warnings.append('%s: %s' % (os.path.basename(command[0]), line.strip()))
 
 
-class BootEntry(object):
-    """One run of the module: read the state, plan, then (unless check mode) apply and verify."""
+class BootChange(object):
+    """One run of the module: read the boot state, plan the change, then (unless check mode) apply and verify it."""
 
     def __init__(self, module):
         self.module = module
@@ -431,13 +423,13 @@ class BootEntry(object):
         self.fallback = None
         if self.state == 'once':
             self.fallback = (params['fallback_release'] or '').strip() or read_osrelease(self.root)
-        self.boot_directory = under(self.root, 'boot') if self.root != '/' else None
+        self.boot_directory = under_root(self.root, 'boot') if self.root != '/' else None
         self.live = self.root == '/'
         self.warnings = []
 
     def check_files(self):
         files = kernel_files(self.family, self.release)
-        missing = ['/' + path for path in files if not os.path.isfile(under(self.root, path))]
+        missing = ['/' + path for path in files if not os.path.isfile(under_root(self.root, path))]
         if missing:
             raise MemcgError('kernel %s is not completely installed: %s missing under %s; GRUB was '
                              'not touched' % (self.release, ', '.join(missing), self.root))
@@ -452,7 +444,7 @@ class BootEntry(object):
             from_grubby = grubby_entries(self.module, wanted)
             if from_grubby and all(has_entry(from_grubby, r) for r in wanted):
                 self.entries, self.where = from_grubby, 'grubby --info'
-        env_file = under(self.root, grubenv_path(self.family))
+        env_file = under_root(self.root, grubenv_path(self.family))
         self.env_path = env_file
         self.env = parse_grubenv(read_file(env_file, missing=''))
 
@@ -479,7 +471,7 @@ class BootEntry(object):
             if env.get(key) not in entry_names(entry, self.entries) | set([name]):
                 raise MemcgError('after %s, %s in %s is %r instead of %r (the entry of %s)'
                                  % (' and '.join(os.path.basename(c[0]) for c in commands) or 'no command',
-                                    key, host_path(self.root, self.env_path), env.get(key), name,
+                                    key, node_path(self.root, self.env_path), env.get(key), name,
                                     entry['kernel']))
         return env
 
@@ -495,13 +487,13 @@ class BootEntry(object):
         setting = grub_default_setting(defaults_files(self.root))
         edit = None
         if not setting['saved']:
-            path = setting['path'] or under(self.root, GRUB_DEFAULTS_FILE)
+            path = setting['path'] or under_root(self.root, GRUB_DEFAULTS_FILE)
             before = read_file(path, missing='')
             edit = (path, before, set_grub_default_saved(before, setting['line']))
         regenerate = edit is not None or not grub_cfg_uses_saved(self.cfg_text)
         commands = []
         if regenerate:
-            commands.append(resolve(module, regenerate_command(self.family, host_path(self.root, self.cfg_path),
+            commands.append(resolve(module, regenerate_command(self.family, node_path(self.root, self.cfg_path),
                                                                self.root)))
         plan_commands = [resolve(module, command) for command in plan['commands']]
 
@@ -515,9 +507,9 @@ class BootEntry(object):
             'previous_saved_entry': self.env.get('saved_entry'),
             'previous_next_entry': self.env.get('next_entry'),
             'saved_entry': plan['saved_entry'], 'next_entry': plan['next_entry'],
-            'grub_cfg': host_path(self.root, self.cfg_path),
+            'grub_cfg': node_path(self.root, self.cfg_path),
             'grub_default': {
-                'path': host_path(self.root, edit[0] if edit else (setting['path'] or under(self.root, GRUB_DEFAULTS_FILE))),
+                'path': node_path(self.root, edit[0] if edit else (setting['path'] or under_root(self.root, GRUB_DEFAULTS_FILE))),
                 'previous': setting['value'], 'changed': edit is not None, 'regenerated': regenerate,
             },
             'files': files,
@@ -558,13 +550,13 @@ class BootEntry(object):
     def _diff(self, edit, result):
         diff = []
         if edit:
-            diff.append({'before_header': host_path(self.root, edit[0]), 'after_header': host_path(self.root, edit[0]),
+            diff.append({'before_header': node_path(self.root, edit[0]), 'after_header': node_path(self.root, edit[0]),
                          'before': edit[1], 'after': edit[2]})
 
         def env_text(saved, following):
             return 'saved_entry=%s\nnext_entry=%s\n' % (saved or '', following or '')
 
-        header = host_path(self.root, self.env_path)
+        header = node_path(self.root, self.env_path)
         diff.append({'before_header': header, 'after_header': header,
                      'before': env_text(result['previous_saved_entry'], result['previous_next_entry']),
                      'after': env_text(result['saved_entry'], result['next_entry'])})
@@ -584,7 +576,7 @@ def main():
         supports_check_mode=True,
     )
     try:
-        boot = BootEntry(module)
+        boot = BootChange(module)
         result = boot.execute()
         for warning in boot.warnings:
             module.warn(warning)

@@ -33,7 +33,7 @@ author:
 extends_documentation_fragment:
   - nodeops.memcg.root
   - nodeops.memcg.policy_overrides
-  - nodeops.memcg.thresholds
+  - nodeops.memcg.probe
 attributes:
   check_mode:
     support: full
@@ -47,28 +47,11 @@ attributes:
     platforms: linux
     description: Reads Linux C(/proc) and cgroup file systems; runs rpm, dpkg-query, grubby and grub-editenv when present.
 options:
-  kubelet_name:
-    description:
-      - Process name (C(/proc/<pid>/comm)) to look for when O(kubelet_pid) is not given.
-      - The lowest matching pid is sampled.
-    type: str
-    default: kubelet
-  kubelet_pid:
-    description:
-      - Pid of kubelet; skips the lookup by name.
-    type: int
   cpu_interval:
     description:
       - Seconds over which kubelet CPU use is sampled. V(0) disables sampling; at most V(60).
     type: float
     default: 1.0
-  stat_reads:
-    description:
-      - How many times each C(memory.stat) is read and timed. V(0) disables timing.
-      - On a sick node every read burns kernel CPU, hence the small cap.
-    type: int
-    default: 1
-    choices: [0, 1, 2, 3, 4, 5]
   list_installed:
     description:
       - Also list installed kernels and the boot default into RV(installed_kernels) and
@@ -561,7 +544,7 @@ from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgE
 from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_inventory import module_tools, read_inventory
 from ansible_collections.nodeops.memcg.plugins.module_utils.kernel_policy import assess_boot_default
 from ansible_collections.nodeops.memcg.plugins.module_utils.metrics import render_textfile, textfile_path, write_textfile
-from ansible_collections.nodeops.memcg.plugins.module_utils.probe import THRESHOLDS_OPTION, collect
+from ansible_collections.nodeops.memcg.plugins.module_utils.probe import PROBE_OPTIONS, collect
 
 
 def probe_node(module):
@@ -596,16 +579,11 @@ def probe_node(module):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
+            PROBE_OPTIONS,
             root=dict(type='path', default='/'),
-            kubelet_name=dict(type='str', default='kubelet'),
-            kubelet_pid=dict(type='int'),
             cpu_interval=dict(type='float', default=1.0),
-            stat_reads=dict(type='int', default=1, choices=[0, 1, 2, 3, 4, 5]),
-            thresholds=THRESHOLDS_OPTION,
-            policy_overrides=dict(type='list', elements='dict'),
             list_installed=dict(type='bool', default=False),
             textfile_dir=dict(type='path'),
-            read_timeout=dict(type='float'),
         ),
         supports_check_mode=True,
     )

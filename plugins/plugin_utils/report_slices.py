@@ -12,7 +12,7 @@ same code that builds an unsliced report, so both have one schema (docs/report.m
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.nodeops.memcg.plugins.module_utils import report
+from ansible_collections.nodeops.memcg.plugins.plugin_utils import report
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 
 # kind -> (schema version of its reports, the statuses its rows have, the function that builds a report from rows)

@@ -26,7 +26,7 @@ import pytest
 from conftest import REPO_ROOT, run_playbook
 import memcg_lab
 from ansible_collections.nodeops.memcg.tests.unit.fixtures import memcg_tree as tree
-from ansible_collections.nodeops.memcg.tests.unit.plugins.module_utils.test_kernel_install import (
+from ansible_collections.nodeops.memcg.tests.unit.fixtures.boot_menus import (
     BOOKWORM_GRUB_CFG_SAVED, BOOKWORM_NEW, BOOKWORM_NEW_ID, BOOKWORM_OLD, BOOKWORM_OLD_ID, DEBIAN_DEFAULT_GRUB,
     grubenv_block)
 

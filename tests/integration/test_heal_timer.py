@@ -23,8 +23,8 @@ from ansible_collections.nodeops.memcg.tests.unit.fixtures import memcg_tree as 
 
 PLAYBOOK = os.path.join(REPO_ROOT, 'tests', 'integration', 'playbooks', 'heal_timer.yml')
 SCRIPT_SOURCE = os.path.join(REPO_ROOT, 'roles', 'mitigate', 'files', 'nodeops-memcg-heal')
-MODULE_UTILS = ('errors', 'versions', 'kernel_policy', 'bounded', 'cgroups', 'procfs', 'kernel_log', 'probe', 'metrics',
-                'mitigation')
+MODULE_UTILS = ('errors', 'versions', 'kernel_policy', 'bounded', 'root_paths', 'cgroups', 'procfs', 'kernel_log',
+                'probe', 'metrics', 'mitigation')
 SYSTEMD_RUNNING = os.path.isdir('/run/systemd/system')
 
 

@@ -14,7 +14,9 @@ import pytest
 
 from conftest import localhost_inventory
 
-from ansible_collections.nodeops.memcg.plugins.module_utils import kubectl as k8s
+from ansible_collections.nodeops.memcg.plugins.module_utils.k8s import client as k8s_client
+from ansible_collections.nodeops.memcg.plugins.module_utils.k8s import nodes as k8s_nodes
+from ansible_collections.nodeops.memcg.plugins.module_utils.k8s import times as k8s_times
 
 pytest_plugins = ['ansible_collections.nodeops.memcg.tests.k8s_fake.fixtures']
 
@@ -77,7 +79,7 @@ def test_cordon_annotates_then_uncordon_only_by_the_same_run(fake_kube, adhoc):
     result, failed, output = adhoc('k8s_node', {'name': 'n1', 'state': 'cordoned', 'run_id': RUN})
     assert not failed, result.get('msg')
     assert result['changed'] is True and result['cordoned_by'] == RUN and result['unschedulable'] is True
-    assert unschedulable(fake_kube, 'n1') and annotations(fake_kube, 'n1')[k8s.CORDONED_BY] == RUN
+    assert unschedulable(fake_kube, 'n1') and annotations(fake_kube, 'n1')[k8s_nodes.CORDONED_BY] == RUN
     [cordon] = fake_kube.mutations
     assert (cordon.method, cordon.path, cordon.status) == ('PATCH', '/api/v1/nodes/n1', 200)
     assert cordon.content_type == 'application/merge-patch+json'
@@ -97,7 +99,7 @@ def test_cordon_annotates_then_uncordon_only_by_the_same_run(fake_kube, adhoc):
 
     result, failed, output = adhoc('k8s_node', {'name': 'n1', 'state': 'uncordoned', 'run_id': RUN})
     assert not failed and result['changed'] is True and result['left_cordoned'] is False
-    assert not unschedulable(fake_kube, 'n1') and k8s.CORDONED_BY not in annotations(fake_kube, 'n1')
+    assert not unschedulable(fake_kube, 'n1') and k8s_nodes.CORDONED_BY not in annotations(fake_kube, 'n1')
     assert len(fake_kube.mutations) == 2
 
     result, failed, output = adhoc('k8s_node', {'name': 'n1', 'state': 'uncordoned', 'run_id': RUN})
@@ -118,11 +120,11 @@ def test_admin_cordoned_node_stays_cordoned(fake_kube, adhoc):
 
 
 def test_failed_annotates_and_keeps_the_cordon(fake_kube, adhoc):
-    fake_kube.add_node('n1', unschedulable=True, annotations={k8s.CORDONED_BY: RUN})
+    fake_kube.add_node('n1', unschedulable=True, annotations={k8s_nodes.CORDONED_BY: RUN})
     reason = 'node not Ready 600 s after booting 5.4.274-1.el7.elrepo.x86_64'
     result, failed, output = adhoc('k8s_node', {'name': 'n1', 'state': 'failed', 'run_id': RUN, 'reason': reason})
     assert not failed and result['changed'] is True and result['unschedulable'] is True
-    assert annotations(fake_kube, 'n1') == {k8s.CORDONED_BY: RUN, k8s.FAILURE: reason, k8s.FAILURE_RUN: RUN}
+    assert annotations(fake_kube, 'n1') == {k8s_nodes.CORDONED_BY: RUN, k8s_nodes.FAILURE: reason, k8s_nodes.FAILURE_RUN: RUN}
     assert unschedulable(fake_kube, 'n1')
 
 
@@ -161,7 +163,7 @@ def test_drain_blocked_by_a_pdb_fails_naming_the_pod_and_the_budget(fake_kube, a
                                    'message': "Cannot evict pod as it would violate the pod's disruption budget."}]
     assert result['evicted'] == ['shop/api-7c9b4']
     assert [p.split('/')[0] for p in result['ignored_daemonset_pods']] == ['monitoring']
-    assert unschedulable(fake_kube, 'n1') and annotations(fake_kube, 'n1') == {k8s.CORDONED_BY: RUN}
+    assert unschedulable(fake_kube, 'n1') and annotations(fake_kube, 'n1') == {k8s_nodes.CORDONED_BY: RUN}
     evictions = [(m.path.split('/')[-2], m.status) for m in writes(fake_kube) if m.path.endswith('/eviction')]
     assert ('web-5d8f7', 429) in evictions and ('api-7c9b4', 201) in evictions
     assert not any(m.method == 'DELETE' for m in fake_kube.mutations), 'a pod was deleted, not evicted'
@@ -198,7 +200,7 @@ def test_drain_evicts_and_a_rerun_changes_nothing(fake_kube, adhoc):
 def test_node_info_reports_and_waits(fake_kube, adhoc):
     fake_kube.add_node('cp-1', control_plane=True)
     fake_kube.add_node('n1', kernel='5.4.274-1.el7.elrepo.x86_64', unschedulable=True,
-                       annotations={k8s.CORDONED_BY: RUN})
+                       annotations={k8s_nodes.CORDONED_BY: RUN})
     fake_kube.add_node('n2', ready=False)
     fake_kube.add_pod('web-5d8f7', 'n1', namespace='shop', owner='ReplicaSet/web-5d8f')
     result, failed, output = adhoc('k8s_node_info', {'names': ['n1', 'n2', 'cp-1', 'n9'], 'include_pods': True}, '--check')
@@ -248,8 +250,8 @@ def test_kubectl_wait_against_the_api(fake_kube, kubeconfig, kubectl_bin, kube_e
         done = subprocess.run(argv, input=data, env=kube_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, timeout=60, check=False)
         return done.returncode, done.stdout, done.stderr
-    kube = k8s.Kubectl(run, binary=kubectl_bin, kubeconfig=kubeconfig, request_timeout=30)
-    with pytest.raises(k8s.WaitTimeoutError, match='node n1 did not reach condition=Ready within 2s'):
+    kube = k8s_client.Kubectl(run, binary=kubectl_bin, kubeconfig=kubeconfig, request_timeout=30)
+    with pytest.raises(k8s_client.WaitTimeoutError, match='node n1 did not reach condition=Ready within 2s'):
         kube.wait('node', 'n1', 'condition=Ready', 2)
     threading.Timer(1, fake_kube.set_node_ready, args=('n1', True)).start()
     kube.wait('node', 'n1', 'condition=Ready', 30)
@@ -293,7 +295,7 @@ def test_lock_acquire_refuse_release(fake_kube, adhoc):
 
 
 def test_expired_lock_is_taken_over(fake_kube, adhoc, kubectl, tmp_path):
-    two_hours_ago = k8s.format_time(time.time() - 7200)
+    two_hours_ago = k8s_times.format_time(time.time() - 7200)
     manifest = tmp_path / 'lease.json'
     manifest.write_text(json.dumps({
         'apiVersion': 'coordination.k8s.io/v1', 'kind': 'Lease',

@@ -19,7 +19,7 @@ import yaml
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.nodeops.memcg.plugins.module_utils import rollout
+from ansible_collections.nodeops.memcg.plugins.plugin_utils import rollout
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SURVEYS = {'detect': 'detect', 'mitigate': 'mitigate', 'upgrade': 'kernel_upgrade'}  # survey -> role

@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.nodeops.memcg.plugins.module_utils import churn
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
-from ansible_collections.nodeops.memcg.plugins.module_utils.kubectl import format_time
+from ansible_collections.nodeops.memcg.plugins.module_utils.k8s.times import format_time
 from ansible_collections.nodeops.memcg.tests.k8s_fake.pprof import canned_profile
 
 NOW = 1800000000.0

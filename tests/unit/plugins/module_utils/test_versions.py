@@ -11,6 +11,8 @@ from ansible_collections.nodeops.memcg.plugins.module_utils.versions import (
     dpkg_parse,
     dpkg_vercmp,
     parse_upstream,
+    release_vercmp,
+    release_version,
     rpm_vercmp,
     upstream_vercmp,
 )
@@ -230,3 +232,44 @@ def test_upstream_vercmp(a, b, expected):
 def test_upstream_vercmp_names_bad_value():
     with pytest.raises(ValueError, match="'five'"):
         upstream_vercmp('five', '5.2')
+
+
+# Kernel releases as uname -r prints them, ordered the way the node procedure ranks its candidates.
+@pytest.mark.parametrize('a, b, family, expected', [
+    ('5.4.99-1.el7.elrepo.x86_64', '5.4.278-1.el7.elrepo.x86_64', 'el', -1),
+    ('4.18.0-240.el8.x86_64', '4.18.0-240.1.1.el8_3.x86_64', 'el', -1),
+    # the regex ranking this replaces tied these two
+    ('4.18.0-240.el8.x86_64', '4.18.0-240.el8_2.x86_64', 'el', -1),
+    ('4.18.0-240.el8_2.x86_64', '4.18.0-240.1.1.el8_3.x86_64', 'el', -1),
+    ('4.18.0-1160.el8.x86_64', '4.18.0-176.el8.x86_64', 'el', 1),
+    ('3.10.0-1160.el7.x86_64', '3.10.0-1160.el7.x86_64', 'el', 0),
+    ('5.10.215-203.850.amzn2.x86_64', '5.10.210-201.855.amzn2.x86_64', 'el', 1),
+    ('6.1.0-17-cloud-amd64', '6.1.0-18-cloud-amd64', 'debian', -1),
+    ('6.1.0-9-amd64', '6.1.0-18-amd64', 'debian', -1),
+    ('5.10.0-0.deb10.27-amd64', '5.10.0-0.deb10.28-amd64', 'debian', -1),
+    ('5.4.0-150-generic', '5.4.0-1100-aws', 'debian', -1),
+    # flavours of one build: no order between them
+    ('5.4.0-150-generic', '5.4.0-150-lowlatency', 'debian', 0),
+    ('4.15.0-213-generic', '5.4.0-150-generic', 'debian', -1),
+])
+def test_release_vercmp(a, b, family, expected):
+    assert release_vercmp(a, b, family) == expected
+    swapped = (b, a)
+    assert release_vercmp(swapped[0], swapped[1], family) == -expected
+
+
+@pytest.mark.parametrize('release, version', [
+    ('6.1.0-18-cloud-amd64', '6.1.0-18'),
+    ('5.10.0-0.deb10.28-amd64', '5.10.0-0.deb10.28'),
+    ('5.4.0-150-generic', '5.4.0-150'),
+    ('6.1.0-18', '6.1.0-18'),
+])
+def test_release_version_drops_the_debian_flavour(release, version):
+    assert release_version(release, 'debian') == version
+    assert release_version(release, 'el') == release
+
+
+def test_release_vercmp_names_an_unknown_family():
+    with pytest.raises(ValueError) as caught:
+        release_vercmp('1.0', '1.1', 'suse')
+    assert "'suse'" in str(caught.value)

@@ -15,7 +15,7 @@ import yaml
 
 from ansible.module_utils import basic
 
-from ansible_collections.nodeops.memcg.plugins.module_utils import kubectl as k8s
+from ansible_collections.nodeops.memcg.plugins.module_utils.k8s import nodes as k8s_nodes
 from ansible_collections.nodeops.memcg.plugins.modules import k8s_cluster_lock, k8s_node, k8s_node_info
 from ansible_collections.nodeops.memcg.tests.unit.utils.module_harness import run_module
 
@@ -284,11 +284,11 @@ def test_cordon_annotates_and_cordons_once(cluster):
     assert result['changed'] is True and result['unschedulable'] is True and result['cordoned_by'] == 'run-1'
     assert result['admin_cordoned'] is False and result['cordon_owner'] is None
     assert result['before'] == {'unschedulable': False, 'annotations': {}}
-    assert result['after'] == {'unschedulable': True, 'annotations': {k8s.CORDONED_BY: 'run-1'}}
+    assert result['after'] == {'unschedulable': True, 'annotations': {k8s_nodes.CORDONED_BY: 'run-1'}}
     patch_argv = fake.mutating()
     assert len(patch_argv) == 1
     assert patch_argv[0][:6] == ['patch', 'node', 'worker-1', '--type', 'merge', '--patch']
-    assert json.loads(patch_argv[0][6]) == {'metadata': {'annotations': {k8s.CORDONED_BY: 'run-1'},
+    assert json.loads(patch_argv[0][6]) == {'metadata': {'annotations': {k8s_nodes.CORDONED_BY: 'run-1'},
                                                          'resourceVersion': '100'},
                                             'spec': {'unschedulable': True}}
     assert set(result) <= documented(k8s_node)
@@ -304,7 +304,7 @@ def test_cordon_check_mode_changes_nothing(cluster):
     assert not failed
     assert result['changed'] is True and result['unschedulable'] is True
     assert result['diff'] == {'before': {'unschedulable': False, 'annotations': {}},
-                              'after': {'unschedulable': True, 'annotations': {k8s.CORDONED_BY: 'run-1'}}}
+                              'after': {'unschedulable': True, 'annotations': {k8s_nodes.CORDONED_BY: 'run-1'}}}
     assert fake.mutating() == [] and set(fake.verbs()) == {'get'}
     assert 'unschedulable' not in fake.store[('nodes', None, 'worker-1')]['spec']
 
@@ -323,7 +323,7 @@ def test_admin_cordoned_node_is_left_alone(cluster):
 
 
 def test_uncordon_only_our_own_cordon(cluster):
-    fake = cluster(nodes=[make_node('worker-1', unschedulable=True, annotations={k8s.CORDONED_BY: 'run-1'})])
+    fake = cluster(nodes=[make_node('worker-1', unschedulable=True, annotations={k8s_nodes.CORDONED_BY: 'run-1'})])
     result, failed = run(k8s_node.main, node_args(state='uncordoned', run_id='run-2'))
     assert not failed and result['changed'] is False
     assert result['left_cordoned'] is True and result['cordon_owner'] == 'other_run'
@@ -338,7 +338,7 @@ def test_uncordon_only_our_own_cordon(cluster):
     assert not failed and result['changed'] is True and result['left_cordoned'] is False
     assert result['unschedulable'] is False and result['cordoned_by'] is None
     assert json.loads(fake.mutating()[0][6]) == {
-        'metadata': {'annotations': {k8s.CORDONED_BY: None}, 'resourceVersion': '100'},
+        'metadata': {'annotations': {k8s_nodes.CORDONED_BY: None}, 'resourceVersion': '100'},
         'spec': {'unschedulable': None}}
     stored = fake.store[('nodes', None, 'worker-1')]
     assert 'unschedulable' not in stored['spec'] and stored['metadata']['annotations'] == {}
@@ -349,7 +349,7 @@ def test_uncordon_only_our_own_cordon(cluster):
 
 def test_adopt_takes_over_an_earlier_runs_cordon_and_failure_then_uncordons(cluster):
     fake = cluster(nodes=[make_node('worker-1', unschedulable=True, annotations={
-        k8s.CORDONED_BY: 'run-1', k8s.FAILURE: 'drain blocked', k8s.FAILURE_RUN: 'run-1'})])
+        k8s_nodes.CORDONED_BY: 'run-1', k8s_nodes.FAILURE: 'drain blocked', k8s_nodes.FAILURE_RUN: 'run-1'})])
     result, failed = run(k8s_node.main, node_args(state='cordoned', run_id='run-2'))
     assert not failed and result['changed'] is False and result['cordon_owner'] == 'other_run'
     assert fake.mutating() == []  # without adopt another run's cordon is left as it is
@@ -357,7 +357,7 @@ def test_adopt_takes_over_an_earlier_runs_cordon_and_failure_then_uncordons(clus
     result, failed = run(k8s_node.main, node_args(state='cordoned', run_id='run-2', adopt=True))
     assert not failed and result['changed'] is True and result['cordoned_by'] == 'run-2'
     assert fake.store[('nodes', None, 'worker-1')]['metadata']['annotations'] == {
-        k8s.CORDONED_BY: 'run-2', k8s.FAILURE: 'drain blocked', k8s.FAILURE_RUN: 'run-2'}
+        k8s_nodes.CORDONED_BY: 'run-2', k8s_nodes.FAILURE: 'drain blocked', k8s_nodes.FAILURE_RUN: 'run-2'}
 
     result, failed = run(k8s_node.main, node_args(state='uncordoned', run_id='run-2'))
     assert not failed and result['changed'] is True and result['unschedulable'] is False
@@ -373,27 +373,27 @@ def test_adopt_never_takes_an_admin_cordon(cluster):
 
 def test_uncordon_removes_this_runs_stale_failure(cluster):
     fake = cluster(nodes=[make_node('worker-1', unschedulable=True, annotations={
-        k8s.CORDONED_BY: 'run-1', k8s.FAILURE: 'not Ready after reboot', k8s.FAILURE_RUN: 'run-1'})])
+        k8s_nodes.CORDONED_BY: 'run-1', k8s_nodes.FAILURE: 'not Ready after reboot', k8s_nodes.FAILURE_RUN: 'run-1'})])
     result, failed = run(k8s_node.main, node_args(state='uncordoned', run_id='run-1'))
     assert not failed and result['changed'] is True
     assert fake.store[('nodes', None, 'worker-1')]['metadata']['annotations'] == {}
 
 
 def test_failed_annotates_and_keeps_the_cordon(cluster):
-    fake = cluster(nodes=[make_node('worker-1', unschedulable=True, annotations={k8s.CORDONED_BY: 'run-1'})])
+    fake = cluster(nodes=[make_node('worker-1', unschedulable=True, annotations={k8s_nodes.CORDONED_BY: 'run-1'})])
     args = node_args(state='failed', run_id='run-1', reason='node not Ready 600 s after reboot')
     result, failed = run(k8s_node.main, args, check_mode=True)
     assert not failed and result['changed'] is True and fake.mutating() == []
     result, failed = run(k8s_node.main, args)
     assert not failed and result['changed'] is True and result['unschedulable'] is True
     assert fake.store[('nodes', None, 'worker-1')]['metadata']['annotations'] == {
-        k8s.CORDONED_BY: 'run-1', k8s.FAILURE: 'node not Ready 600 s after reboot', k8s.FAILURE_RUN: 'run-1'}
+        k8s_nodes.CORDONED_BY: 'run-1', k8s_nodes.FAILURE: 'node not Ready 600 s after reboot', k8s_nodes.FAILURE_RUN: 'run-1'}
     result, failed = run(k8s_node.main, args)
     assert not failed and result['changed'] is False and len(fake.mutating()) == 1
 
 
 def test_progress_is_recorded_only_on_our_cordon_and_removed_by_the_uncordon(cluster):
-    fake = cluster(nodes=[make_node('worker-1', unschedulable=True, annotations={k8s.CORDONED_BY: 'run-1'}),
+    fake = cluster(nodes=[make_node('worker-1', unschedulable=True, annotations={k8s_nodes.CORDONED_BY: 'run-1'}),
                           make_node('worker-2', unschedulable=True)])
     args = node_args(state='progress', run_id='run-1', step='booted', target='5.4.225-1.el7.elrepo.x86_64')
     result, failed = run(k8s_node.main, args, check_mode=True)
@@ -401,7 +401,7 @@ def test_progress_is_recorded_only_on_our_cordon_and_removed_by_the_uncordon(clu
     result, failed = run(k8s_node.main, args)
     assert not failed and result['changed'] is True
     assert fake.store[('nodes', None, 'worker-1')]['metadata']['annotations'] == {
-        k8s.CORDONED_BY: 'run-1', k8s.STEP: 'booted', k8s.TARGET: '5.4.225-1.el7.elrepo.x86_64'}
+        k8s_nodes.CORDONED_BY: 'run-1', k8s_nodes.STEP: 'booted', k8s_nodes.TARGET: '5.4.225-1.el7.elrepo.x86_64'}
     result, failed = run(k8s_node.main, args)
     assert not failed and result['changed'] is False and len(fake.mutating()) == 1
     # an admin's cordon (or another run's) is not this run's to annotate
@@ -482,7 +482,7 @@ def test_drain_check_mode_is_a_server_side_dry_run(cluster):
 
 
 def test_drain_of_a_drained_node_changes_nothing(cluster):
-    fake = cluster(nodes=[make_node('worker-1', unschedulable=True, annotations={k8s.CORDONED_BY: 'run-1'})])
+    fake = cluster(nodes=[make_node('worker-1', unschedulable=True, annotations={k8s_nodes.CORDONED_BY: 'run-1'})])
     fake.drain_answer = (0, 'node/worker-1 already cordoned\nnode/worker-1 drained\n', '')
     result, failed = run(k8s_node.main, node_args(state='drained', run_id='run-1'))
     assert not failed and result['changed'] is False and result['evicted'] == []
@@ -513,7 +513,7 @@ def test_drain_refused_by_a_pdb_names_the_pod_and_the_budget(cluster):
     assert result['changed'] is True  # cordoned, and one pod went
     assert ['get', 'poddisruptionbudgets', '--namespace', 'shop', '--output', 'json'] in [c[0] for c in fake.calls]
     stored = fake.store[('nodes', None, 'worker-1')]
-    assert stored['spec']['unschedulable'] is True and stored['metadata']['annotations'] == {k8s.CORDONED_BY: 'run-1'}
+    assert stored['spec']['unschedulable'] is True and stored['metadata']['annotations'] == {k8s_nodes.CORDONED_BY: 'run-1'}
 
 
 def test_drain_refused_without_rbac_for_budgets_still_names_the_pod(cluster):
@@ -583,7 +583,7 @@ def info_cluster(cluster):
     return cluster(nodes=[make_node('cp-1', labels={'node-role.kubernetes.io/control-plane': ''}),
                           make_node('worker-1', kernel='5.4.0-150-generic'),
                           make_node('worker-2', ready=False, unschedulable=True,
-                                    annotations={k8s.CORDONED_BY: 'run-1'})],
+                                    annotations={k8s_nodes.CORDONED_BY: 'run-1'})],
                    pods=[POD_WEB, POD_PROXY])
 
 

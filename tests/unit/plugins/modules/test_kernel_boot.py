@@ -6,7 +6,7 @@
 The fakes are small scripts that append their argv to calls.log and do what the real tool does
 to the fixture: grub-reboot/grub-set-default (and the grub2-* twins) write next_entry/saved_entry
 into <--boot-directory>/grub{,2}/grubenv, and chroot <root> update-grub regenerates grub.cfg
-the way grub-mkconfig does for GRUB_DEFAULT (the one line that differs, see test_kernel_install).
+the way grub-mkconfig does for GRUB_DEFAULT (the one line that differs, see tests/unit/fixtures/boot_menus.py).
 A fake refuses to run without --boot-directory, so nothing can touch this machine's /boot.
 """
 
@@ -21,7 +21,7 @@ import sys
 import pytest
 
 from ansible_collections.nodeops.memcg.plugins.modules import kernel_boot
-from ansible_collections.nodeops.memcg.tests.unit.plugins.module_utils.test_kernel_install import (
+from ansible_collections.nodeops.memcg.tests.unit.fixtures.boot_menus import (
     BOOKWORM_GRUB_CFG,
     BOOKWORM_NEW,
     BOOKWORM_NEW_ID,

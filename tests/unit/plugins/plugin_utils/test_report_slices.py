@@ -9,7 +9,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.nodeops.memcg.plugins.module_utils import report
+from ansible_collections.nodeops.memcg.plugins.plugin_utils import report
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 from ansible_collections.nodeops.memcg.plugins.plugin_utils.report_slices import merge_slices
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ansible_collections.nodeops.memcg.plugins.filter import memcg as memcg_filters
-from ansible_collections.nodeops.memcg.plugins.module_utils import report
+from ansible_collections.nodeops.memcg.plugins.plugin_utils import report
 
 
 def probe_result(verdict='critical', dying=45000, root_ms=9012.5):

@@ -10,7 +10,7 @@ Schema: docs/diagnose.md.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.nodeops.memcg.plugins.module_utils.report import markdown_table
+from ansible_collections.nodeops.memcg.plugins.plugin_utils.report import markdown_table
 
 DIAGNOSE_SCHEMA_VERSION = 1
 CONCLUSIONS = ('confirmed', 'likely', 'not this', 'unknown')

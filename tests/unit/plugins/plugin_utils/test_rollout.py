@@ -5,7 +5,7 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
-from ansible_collections.nodeops.memcg.plugins.module_utils.rollout import (
+from ansible_collections.nodeops.memcg.plugins.plugin_utils.rollout import (
     NODE_STEPS, batch_size, capacity_check, lock_ttl_check, node_rollout_state, plan_batches, unavailable_budget)
 
 

@@ -9,6 +9,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
+from ansible_collections.nodeops.memcg.plugins.module_utils.k8s.nodes import NODE_STEPS
 
 _BATCH = re.compile(r'^\s*(\d+)\s*(%?)\s*$')
 
@@ -38,9 +39,6 @@ def plan_batches(nodes, batch):
 
 # ---------------------------------------------------------------- a node's state across runs
 
-#: the steps a node passes, in order, as recorded in its nodeops.memcg/step annotation; the uncordon
-#: removes the annotations, so an uncordoned node carries none
-NODE_STEPS = ('cordoned', 'drained', 'booted', 'healthy', 'committed')
 #: the steps after which the node runs (or should run) the target release
 BOOTED_STEPS = ('booted', 'healthy', 'committed')
 

@@ -8,10 +8,29 @@ __metaclass__ = type
 
 class ModuleDocFragment(object):
 
-    # The verdict thresholds of every module that runs the probe (memcg_probe, drop_caches);
-    # the argument spec is probe.THRESHOLDS_OPTION.
+    # The options of every module that runs the probe (memcg_probe, drop_caches): how kubelet is
+    # found, how memory.stat is timed, the verdict thresholds and the read deadline. The argument
+    # spec is module_utils/probe.py PROBE_OPTIONS (with policy_overrides, nodeops.memcg.policy_overrides).
     DOCUMENTATION = r'''
 options:
+  kubelet_name:
+    description:
+      - Process name (C(/proc/<pid>/comm)) of kubelet, looked up when O(kubelet_pid) is not given.
+      - The lowest matching pid is sampled.
+    type: str
+    default: kubelet
+  kubelet_pid:
+    description:
+      - Pid of kubelet; skips the lookup by name.
+    type: int
+  stat_reads:
+    description:
+      - How many times each C(memory.stat) is read and timed in one measurement
+        (M(nodeops.memcg.drop_caches) measures before and again after). V(0) disables timing.
+      - On a sick node every read burns kernel CPU, hence the small cap.
+    type: int
+    default: 1
+    choices: [0, 1, 2, 3, 4, 5]
   thresholds:
     description:
       - Thresholds for the verdict; keys left out keep their defaults.
