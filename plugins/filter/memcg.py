@@ -6,7 +6,7 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.nodeops.memcg.plugins.module_utils import metrics, report, rollout
+from ansible_collections.nodeops.memcg.plugins.module_utils import brakes, metrics, report, rollout
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 
 
@@ -77,6 +77,22 @@ def upgrade_capacity_check(nodes, batch, finished, max_unavailable):
     return rollout.capacity_check(nodes, batch, finished, max_unavailable)
 
 
+def upgrade_room_check(nodes, batch):
+    """Whether the nodes that stay schedulable have room for the pods the batch would evict (requests)."""
+    return rollout.room_check(nodes, batch)
+
+
+def upgrade_brakes_check(settings):
+    """Every problem of the brake settings (the role's variables without the prefix), each naming its value."""
+    return brakes.check_settings(settings)
+
+
+def upgrade_blocking_pods(nodes, batch, selector):
+    """The nodes of the batch that run a pod the blocking-pod selector matched: {node: why it is kept out}."""
+    return dict((node, brakes.kept_out_message(node, pods, selector))
+                for node, pods in brakes.blocking_pods(nodes, batch).items())
+
+
 def upgrade_markdown(fleet_report):
     """Render a rollout report as Markdown."""
     return report.upgrade_markdown(fleet_report)
@@ -100,5 +116,8 @@ class FilterModule(object):
             'upgrade_node_state': upgrade_node_state,
             'upgrade_lock_ttl_check': upgrade_lock_ttl_check,
             'upgrade_capacity_check': upgrade_capacity_check,
+            'upgrade_room_check': upgrade_room_check,
+            'upgrade_brakes_check': upgrade_brakes_check,
+            'upgrade_blocking_pods': upgrade_blocking_pods,
             'prometheus_textfile': prometheus_textfile,
         }
