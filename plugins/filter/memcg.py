@@ -10,7 +10,7 @@ import functools
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.nodeops.memcg.plugins.module_utils import metrics
+from ansible_collections.nodeops.memcg.plugins.module_utils import brakes, metrics
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 from ansible_collections.nodeops.memcg.plugins.plugin_utils import report, rollout
 
@@ -93,6 +93,22 @@ def upgrade_capacity_check(nodes, batch, finished, max_unavailable):
     return rollout.capacity_check(nodes, batch, finished, max_unavailable)
 
 
+def upgrade_room_check(nodes, batch):
+    """Whether the nodes that stay schedulable have room for the pods the batch would evict (requests)."""
+    return rollout.room_check(nodes, batch)
+
+
+def upgrade_brakes_check(settings):
+    """Every problem of the brake settings (the role's variables without the prefix), each naming its value."""
+    return brakes.check_settings(settings)
+
+
+def upgrade_blocking_pods(nodes, batch, selector):
+    """The nodes of the batch that run a pod the blocking-pod selector matched: {node: why it is kept out}."""
+    return dict((node, brakes.kept_out_message(node, pods, selector))
+                for node, pods in brakes.blocking_pods(nodes, batch).items())
+
+
 def upgrade_markdown(fleet_report):
     """Render a rollout report as Markdown."""
     return report.upgrade_markdown(fleet_report)
@@ -116,6 +132,9 @@ class FilterModule(object):
             'upgrade_node_state': upgrade_node_state,
             'upgrade_lock_ttl_check': upgrade_lock_ttl_check,
             'upgrade_capacity_check': upgrade_capacity_check,
+            'upgrade_room_check': upgrade_room_check,
+            'upgrade_brakes_check': upgrade_brakes_check,
+            'upgrade_blocking_pods': upgrade_blocking_pods,
             'prometheus_textfile': prometheus_textfile,
         }
         return dict((name, _filter_error(function)) for name, function in filters.items())

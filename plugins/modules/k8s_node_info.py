@@ -51,10 +51,17 @@ options:
     default: []
   include_pods:
     description:
-      - Also list the pods on each reported node (RV(nodes[].pods)), with their controller kind and
-        readiness. One API list per node.
+      - Also list the pods on each reported node (RV(nodes[].pods)), with their controller kind,
+        readiness and resource requests. For one node, one API list of its pods; for more, one list of
+        every pod in the cluster.
     type: bool
     default: false
+  pod_selector:
+    description:
+      - List only the pods matching this label selector (implies O(include_pods)), for example
+        C(app=backup) or C(nodeops.example/blocks-reboot in (true,yes)); passed to the API, one list.
+      - Checked against the label selector grammar before kubectl runs.
+    type: str
   wait_for:
     description:
       - Wait until every reported node meets this condition, polling every few seconds.
@@ -73,8 +80,18 @@ options:
       - Seconds to wait for O(wait_for) before failing. Must be positive.
     type: int
     default: 300
+  soak:
+    description:
+      - After O(wait_for) (if any), keep reading the nodes every few seconds for this many seconds; each
+        must be Ready at every reading. A node that is not is reported in RV(soak.broken) with why,
+        even if it comes back; the module does not fail for it (the caller decides).
+      - Transient API errors are ridden out; when the last reading gets no answer (retried up to
+        30 seconds past the end), the soak cannot say the nodes held, and they are reported broken.
+      - V(0) does not soak.
+    type: int
+    default: 0
 notes:
-  - RBAC the kubeconfig user needs - C(nodes) get and list; with O(include_pods) or
+  - RBAC the kubeconfig user needs - C(nodes) get and list; with O(include_pods), O(pod_selector) or
     O(wait_for=daemonsets_ready), C(pods) list. See C(docs/kubernetes.md).
 seealso:
   - module: nodeops.memcg.k8s_node
@@ -101,6 +118,19 @@ EXAMPLES = r'''
     wait_for: daemonsets_ready
     timeout: 600
   delegate_to: localhost
+
+- name: Watch the upgraded nodes for 5 minutes; each must stay Ready
+  nodeops.memcg.k8s_node_info:
+    names: [worker-1, worker-2]
+    soak: 300
+  delegate_to: localhost
+  register: soaked
+
+- name: Find the nodes running a pod that must not be disrupted
+  nodeops.memcg.k8s_node_info:
+    pod_selector: nodeops.example/no-reboot=true
+  delegate_to: localhost
+  register: blocking
 
 - name: List the pods on two nodes
   nodeops.memcg.k8s_node_info:
@@ -185,6 +215,11 @@ nodes:
       type: dict
       returned: always
       sample: {nodeops.memcg/cordoned-by: upgrade-20240501T1000}
+    allocatable:
+      description: C(status.allocatable) - CPU in millicores, memory in bytes and the pod count.
+      type: dict
+      returned: always
+      sample: {cpu_millis: 3800, memory_bytes: 15623913472, pods: 110}
     pods:
       description: The pods on the node (with O(include_pods=true)), sorted by namespace and name.
       type: list
@@ -226,6 +261,13 @@ nodes:
           type: bool
           returned: always
           sample: false
+        requests:
+          description:
+            - What the scheduler reserves for the pod - CPU in millicores, memory in bytes - from its
+              containers' requests, its init containers and its overhead.
+          type: dict
+          returned: always
+          sample: {cpu_millis: 250, memory_bytes: 268435456}
 missing:
   description: Names from O(names) that no node has.
   returned: always
@@ -255,6 +297,42 @@ wait:
   returned: always
   type: dict
   sample: {condition: daemonsets_ready, timeout: 600, seconds: 42.1, met: true, polls: 15, api_errors: 2}
+soak:
+  description: The soak; null with O(soak=0).
+  returned: always
+  type: dict
+  contains:
+    seconds:
+      description: The soak asked for.
+      type: int
+      returned: always
+      sample: 300
+    elapsed:
+      description: Seconds it took (longer when the last reading waited for the API).
+      type: float
+      returned: always
+      sample: 300.4
+    polls:
+      description: Readings made.
+      type: int
+      returned: always
+      sample: 101
+    api_errors:
+      description: Transient API errors ridden out.
+      type: int
+      returned: always
+      sample: 0
+    broken:
+      description: Each node that was not Ready at some reading (or gone), to why; the first break is kept.
+      type: dict
+      returned: always
+      sample: {worker-2: its Ready condition was False 42s into the 300s soak}
+    held:
+      description: The nodes that were Ready at every reading.
+      type: list
+      elements: str
+      returned: always
+      sample: [worker-1]
 '''
 
 import time
@@ -262,6 +340,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.nodeops.memcg.plugins.module_utils import brakes
 from ansible_collections.nodeops.memcg.plugins.module_utils.k8s import client as k8s_client
 from ansible_collections.nodeops.memcg.plugins.module_utils.k8s import nodes as k8s_nodes
 from ansible_collections.nodeops.memcg.plugins.module_utils import names as naming
@@ -271,15 +350,26 @@ from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgE
 POLL_SECONDS = 3
 
 
-def read(kube, names, with_pods):
-    """(summaries by name, raw nodes by name, pods by node name) for the wanted nodes."""
+def read(kube, names, with_pods, pod_selector=None):
+    """(summaries by name, raw nodes by name, pods by node name) for the wanted nodes.
+
+    The pods of one node come from one list of that node's pods; of more nodes, from one list of
+    every pod in the cluster (one API call, whatever the number of nodes). A pod selector is passed
+    to the API as a label selector.
+    """
     nodes = dict((n['metadata']['name'], n) for n in kube.get_items('nodes'))
     wanted = sorted(set(names)) if names else sorted(nodes)
+    present = [name for name in wanted if name in nodes]
     pods = {}
-    if with_pods:
-        for name in wanted:
-            if name in nodes:
-                pods[name] = kube.get_items('pods', all_namespaces=True, field_selector='spec.nodeName=%s' % name)
+    if with_pods and len(present) == 1:
+        pods[present[0]] = kube.get_items('pods', all_namespaces=True, label_selector=pod_selector,
+                                          field_selector='spec.nodeName=%s' % present[0])
+    elif with_pods and present:
+        keep = set(present)
+        for pod in kube.get_items('pods', all_namespaces=True, label_selector=pod_selector):
+            node = (pod.get('spec') or {}).get('nodeName')
+            if node in keep:
+                pods.setdefault(node, []).append(pod)
     return wanted, nodes, pods
 
 
@@ -302,7 +392,7 @@ def report(wanted, nodes, pods, with_pods):
     }
 
 
-def wait(kube, names, condition, timeout, include_pods, clock=None, sleep=None):
+def wait(kube, names, condition, timeout, include_pods, pod_selector=None, clock=None, sleep=None):
     """Poll until every wanted node meets condition; return (wanted, nodes, pods, wait result).
 
     Transient API errors (unreachable, 5xx, 429, dropped connections) are retried until the deadline;
@@ -318,7 +408,7 @@ def wait(kube, names, condition, timeout, include_pods, clock=None, sleep=None):
         polls += 1
         try:
             wanted, nodes, pods = read(kube.capped(deadline - clock()), names,
-                                       include_pods or condition == 'daemonsets_ready')
+                                       include_pods or condition == 'daemonsets_ready', pod_selector)
         except k8s_client.KubectlError as exc:
             if not k8s_client.is_transient(exc):
                 raise
@@ -341,14 +431,57 @@ def wait(kube, names, condition, timeout, include_pods, clock=None, sleep=None):
         sleep(max(0.1, min(POLL_SECONDS, deadline - now)))
 
 
+def soak(kube, names, seconds, clock=None, sleep=None):
+    """Read the nodes every POLL_SECONDS for `seconds`: each must stay Ready at every reading.
+
+    Returns the soak result (RV(soak)); a node that is not Ready at some reading is in `broken`
+    with why, even when it is Ready again later. Transient API errors are ridden out; a soak whose
+    last reading does not get an answer (retried for up to a grace period after the end) cannot
+    say the nodes held, so the nodes not broken yet break for that.
+    """
+    clock = clock or time.time
+    sleep = sleep or time.sleep
+    start = clock()
+    deadline = start + seconds
+    grace = min(30, max(POLL_SECONDS, seconds))
+    polls = api_errors = 0
+    broken = {}
+    last_error = None
+    wanted = sorted(set(names))
+    while True:
+        polls += 1
+        try:
+            wanted, nodes, _pods = read(kube.capped(max(1, deadline + grace - clock())), names, False)
+        except k8s_client.KubectlError as exc:
+            if not k8s_client.is_transient(exc):
+                raise
+            api_errors += 1
+            last_error = str(exc)
+        else:
+            last_error = None
+            broken = k8s_nodes.soak_breaks(wanted, nodes, clock() - start, seconds, broken)
+        now = clock()
+        if len(broken) == len(wanted) or (now >= deadline and (last_error is None or now >= deadline + grace)):
+            break
+        sleep(max(0.1, min(POLL_SECONDS, (deadline if now < deadline else deadline + grace) - now)))
+    if last_error is not None:
+        for name in wanted:
+            broken.setdefault(name, 'the API did not answer at the end of the %ds soak (%d transient errors, the '
+                                    'last: %s)' % (seconds, api_errors, last_error))
+    return {'seconds': seconds, 'elapsed': round(clock() - start, 1), 'polls': polls, 'api_errors': api_errors,
+            'broken': broken, 'held': [name for name in wanted if name not in broken]}
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             k8s_client.KUBECTL_OPTIONS,
             names=dict(type='list', elements='str', default=[]),
             include_pods=dict(type='bool', default=False),
+            pod_selector=dict(type='str'),
             wait_for=dict(type='str', default='none', choices=['none', 'ready', 'not_ready', 'daemonsets_ready']),
             timeout=dict(type='int', default=300),
+            soak=dict(type='int', default=0),
         ),
         supports_check_mode=True,
     )
@@ -356,21 +489,27 @@ def main():
     try:
         if params['timeout'] < 1:
             raise MemcgError('timeout must be a positive number of seconds, got %d' % params['timeout'])
+        naming.int_range('soak', params['soak'], 0, naming.INT32_MAX)
         k8s_client.check_kubectl_options(params)
         wanted_names = [naming.dns_subdomain('names[%d]' % index, name)
                         for index, name in enumerate(params['names'])]
+        selector = params['pod_selector']
+        if selector is not None:
+            selector = brakes.label_selector(selector, option='pod_selector')
+        with_pods = params['include_pods'] or selector is not None
         kube = k8s_client.kubectl_for(module)
         if params['wait_for'] == 'none':
-            wanted, nodes, pods = read(kube, wanted_names, params['include_pods'])
+            wanted, nodes, pods = read(kube, wanted_names, with_pods, selector)
             waited = None
         else:
             wanted, nodes, pods, waited = wait(kube, wanted_names, params['wait_for'], params['timeout'],
-                                               params['include_pods'])
-        result = report(wanted, nodes, pods, params['include_pods'])
+                                               with_pods, selector)
+        soaked = soak(kube, wanted_names or wanted, params['soak']) if params['soak'] else None
+        result = report(wanted, nodes, pods, with_pods)
     except MemcgError as exc:
         module.fail_json(msg=str(exc), exception=traceback.format_exc())
     else:
-        module.exit_json(changed=False, wait=waited, **result)
+        module.exit_json(changed=False, wait=waited, soak=soaked, **result)
 
 
 if __name__ == '__main__':

@@ -156,3 +156,102 @@ def capacity_check(nodes, batch, finished, max_unavailable):
                    % (', '.join(batch), needed, max_unavailable if max_unavailable not in (None, '') else
                       "'' (the batch size)", budget, workers, ', '.join(unavailable) or 'none'))
     return {'budget': budget, 'workers': workers, 'unavailable': unavailable, 'needed': needed, 'message': message}
+
+
+# ---------------------------------------------------------------- room for the evicted pods
+
+def _cpu(millis):
+    return '%dm' % millis if millis < 1000 or millis % 1000 else '%d' % (millis // 1000)
+
+
+def _memory(size):
+    for unit, factor in (('GiB', 2 ** 30), ('MiB', 2 ** 20), ('KiB', 2 ** 10)):
+        if size >= factor:
+            return '%.1f %s' % (size / float(factor), unit)
+    return '%d B' % size
+
+
+def _pod_text(pod):
+    req = pod['requests']
+    return '%s/%s (cpu %s, memory %s)' % (pod['namespace'], pod['name'], _cpu(req['cpu_millis']),
+                                          _memory(req['memory_bytes']))
+
+
+def _running(pod):
+    return pod.get('phase') not in ('Succeeded', 'Failed')
+
+
+def room_check(nodes, batch):
+    """Whether the nodes that stay schedulable have the allocatable room for the pods `batch` would evict; pure.
+
+    `nodes` are k8s_node_info summaries with `allocatable` and `pods` (each with `requests`). The
+    pods that need room are the ones a drain evicts and a controller recreates elsewhere (not
+    DaemonSet or mirror pods, not finished ones, not bare pods, which nothing recreates). The room
+    is on the nodes outside the batch that are Ready, schedulable and not control-plane nodes: their
+    allocatable CPU, memory and pod count less the requests of the pods already on them. The pods are
+    placed largest first, each on the node with the most free memory that holds it (as the
+    scheduler's spreading would), so a pod too big for every single node is found even when the
+    sum would fit. Requests are what the scheduler reserves; a pod without requests needs a pod slot
+    only.
+
+    Returns fits, pods (how many need room), cpu_millis and memory_bytes (their requests), targets
+    (the nodes that stay schedulable), free_cpu_millis and free_memory_bytes (over the targets),
+    unplaced (the pods that fit nowhere, as text) and message (one line either way).
+    """
+    batch = set(batch)
+    moving = []
+    for node in nodes:
+        if node['name'] in batch:
+            moving.extend(pod for pod in node.get('pods') or []
+                          if _running(pod) and pod.get('owner_kind') not in (None, 'DaemonSet')
+                          and not pod.get('mirror'))
+    free = []
+    for node in nodes:
+        if node['name'] in batch or not node.get('ready') or node.get('unschedulable') or node.get('control_plane'):
+            continue
+        room = dict(node.get('allocatable') or {})
+        slots = int(room.get('pods') or 0)
+        cpu, memory = int(room.get('cpu_millis') or 0), int(room.get('memory_bytes') or 0)
+        for pod in node.get('pods') or []:
+            if _running(pod):
+                cpu -= pod['requests']['cpu_millis']
+                memory -= pod['requests']['memory_bytes']
+                slots -= 1
+        free.append({'name': node['name'], 'cpu_millis': cpu, 'memory_bytes': memory, 'pods': slots})
+    targets = sorted(room['name'] for room in free)
+    free_cpu = sum(max(0, room['cpu_millis']) for room in free)
+    free_memory = sum(max(0, room['memory_bytes']) for room in free)
+    want_cpu = sum(pod['requests']['cpu_millis'] for pod in moving)
+    want_memory = sum(pod['requests']['memory_bytes'] for pod in moving)
+    unplaced = []
+    order = sorted(moving, key=lambda p: (-p['requests']['memory_bytes'], -p['requests']['cpu_millis'],
+                                          p['namespace'], p['name']))
+    for pod in order:
+        req = pod['requests']
+        fitting = [room for room in free if room['pods'] >= 1 and room['cpu_millis'] >= req['cpu_millis']
+                   and room['memory_bytes'] >= req['memory_bytes']]
+        if not fitting:
+            unplaced.append(_pod_text(pod))
+            continue
+        room = sorted(fitting, key=lambda r: (-r['memory_bytes'], -r['cpu_millis'], r['name']))[0]
+        room['cpu_millis'] -= req['cpu_millis']
+        room['memory_bytes'] -= req['memory_bytes']
+        room['pods'] -= 1
+    where = ('the %d node(s) that stay schedulable (%s; %s CPU and %s memory free in all)'
+             % (len(targets), ', '.join(targets), _cpu(free_cpu), _memory(free_memory)))
+    batch_text = ', '.join(sorted(batch))
+    if not moving:
+        message = 'the batch %s evicts no pod that a controller recreates elsewhere' % batch_text
+    elif unplaced and not targets:
+        message = ('not enough allocatable room for the pods the batch %s would evict: no node stays schedulable '
+                   '(every other node is in the batch, NotReady, cordoned or a control-plane node) for %d pod(s): %s'
+                   % (batch_text, len(unplaced), '; '.join(unplaced)))
+    elif unplaced:
+        message = ('not enough allocatable room for the pods the batch %s would evict: %d of %d fit on none of %s: %s'
+                   % (batch_text, len(unplaced), len(moving), where, '; '.join(unplaced)))
+    else:
+        message = ('room for the pods the batch %s would evict: %d pod(s) requesting %s CPU and %s memory fit on %s'
+                   % (batch_text, len(moving), _cpu(want_cpu), _memory(want_memory), where))
+    return {'fits': not unplaced, 'pods': len(moving), 'cpu_millis': want_cpu, 'memory_bytes': want_memory,
+            'targets': targets, 'free_cpu_millis': free_cpu, 'free_memory_bytes': free_memory,
+            'unplaced': unplaced, 'message': message}

@@ -786,10 +786,12 @@ class FakeKube:
                 'uid': uid or 'fake-%s' % secrets.token_hex(8), 'controller': True, 'blockOwnerDeletion': True}
 
     def add_pod(self, name, node, namespace='default', owner=None, labels=None, ready=True, phase='Running',
-                empty_dir=False, grace_seconds=0, annotations=None, tolerations=None, restarts=0, age_seconds=0):
+                empty_dir=False, grace_seconds=0, annotations=None, tolerations=None, restarts=0, age_seconds=0,
+                requests=None):
         """A pod on node; owner 'ReplicaSet/x', 'DaemonSet/x', 'StatefulSet/x', 'Job/x', ... or None for a bare pod.
 
-        restarts: its container's restartCount; age_seconds: how long ago it was created."""
+        restarts: its container's restartCount; age_seconds: how long ago it was created; requests: its
+        container's resources.requests, e.g. {'cpu': '500m', 'memory': '1Gi'}."""
         labels = dict(labels or {'app': (owner or name).split('/')[-1]})
         self.store.ensure_namespace(namespace)
         spec = {'nodeName': node, 'terminationGracePeriodSeconds': grace_seconds, 'restartPolicy': 'Always',
@@ -803,6 +805,8 @@ class FakeKube:
                 spec['tolerations'] += [{'key': key, 'operator': 'Exists', 'effect': effect} for key, effect in (
                     ('node.kubernetes.io/not-ready', 'NoExecute'), ('node.kubernetes.io/unreachable', 'NoExecute'),
                     ('node.kubernetes.io/unschedulable', 'NoSchedule'), ('node.kubernetes.io/not-ready', 'NoSchedule'))]
+        if requests:
+            spec['containers'][0]['resources'] = {'requests': dict(requests)}
         if empty_dir:
             spec['volumes'] = [{'name': 'scratch', 'emptyDir': {}}]
             spec['containers'][0]['volumeMounts'] = [{'name': 'scratch', 'mountPath': '/scratch'}]

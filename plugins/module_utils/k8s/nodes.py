@@ -13,6 +13,8 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
+
 # ---------------------------------------------------------------- annotations and names
 
 ANNOTATION_PREFIX = 'nodeops.memcg/'
@@ -61,12 +63,72 @@ def node_ready(node):
     return condition_status(node, 'Ready') == 'True'
 
 
+# ---------------------------------------------------------------- resource quantities
+
+_QUANTITY = re.compile(r'^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(?:([eE][+-]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E))?$')
+_SUFFIX = {'Ki': 2 ** 10, 'Mi': 2 ** 20, 'Gi': 2 ** 30, 'Ti': 2 ** 40, 'Pi': 2 ** 50, 'Ei': 2 ** 60,
+           'n': 1e-9, 'u': 1e-6, 'm': 1e-3, 'k': 1e3, 'M': 1e6, 'G': 1e9, 'T': 1e12, 'P': 1e15, 'E': 1e18}
+
+
+def parse_quantity(value):
+    """A Kubernetes resource quantity ('100m', '1.5Gi', '2', '1e3') as a float in base units; None for
+    None or ''. Raises MemcgError naming a value that is not a quantity."""
+    if value is None or value == '':
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    match = _QUANTITY.match(str(value).strip())
+    if not match:
+        raise MemcgError('not a Kubernetes quantity: %r' % (value,))
+    number = float(match.group(1))
+    if match.group(2):
+        return number * 10 ** int(match.group(2)[1:])
+    return number * _SUFFIX.get(match.group(3), 1)
+
+
+def _resources(mapping):
+    """{'cpu_millis', 'memory_bytes'} of a requests or allocatable map (missing: 0)."""
+    mapping = mapping or {}
+    cpu = parse_quantity(mapping.get('cpu')) or 0
+    memory = parse_quantity(mapping.get('memory')) or 0
+    return {'cpu_millis': int(round(cpu * 1000)), 'memory_bytes': int(round(memory))}
+
+
+def pod_requests(pod):
+    """What the scheduler reserves for a pod: {'cpu_millis', 'memory_bytes'}.
+
+    The larger of the containers' requests (plus the restartable init containers, sidecars, that
+    keep running beside them) and the largest ordinary init container's (plus the sidecars started
+    before it, taken as all of them), plus the pod overhead: the scheduler's own rule.
+    """
+    spec = pod.get('spec') or {}
+    total = {'cpu_millis': 0, 'memory_bytes': 0}
+    sidecars = {'cpu_millis': 0, 'memory_bytes': 0}
+    init_peak = {'cpu_millis': 0, 'memory_bytes': 0}
+    for container in spec.get('containers') or []:
+        for key, value in _resources((container.get('resources') or {}).get('requests')).items():
+            total[key] += value
+    for container in spec.get('initContainers') or []:
+        wanted = _resources((container.get('resources') or {}).get('requests'))
+        for key, value in wanted.items():
+            if container.get('restartPolicy') == 'Always':
+                sidecars[key] += value
+            else:
+                init_peak[key] = max(init_peak[key], value)
+    overhead = _resources(spec.get('overhead'))
+    return dict((key, max(total[key] + sidecars[key], init_peak[key] + sidecars[key]) + overhead[key])
+                for key in total)
+
+
 def node_summary(node):
     """The facts of one Node object the upgrade flow decides on."""
     meta = node.get('metadata') or {}
     labels = meta.get('labels') or {}
     annotations = meta.get('annotations') or {}
-    info = (node.get('status') or {}).get('nodeInfo') or {}
+    status = node.get('status') or {}
+    info = status.get('nodeInfo') or {}
+    allocatable = _resources(status.get('allocatable'))
+    allocatable['pods'] = int(parse_quantity((status.get('allocatable') or {}).get('pods')) or 0)
     return {
         'name': meta.get('name'),
         'ready': node_ready(node),
@@ -81,6 +143,7 @@ def node_summary(node):
         'step': annotations.get(STEP),
         'target': annotations.get(TARGET),
         'annotations': dict((k, v) for k, v in annotations.items() if k.startswith(ANNOTATION_PREFIX)),
+        'allocatable': allocatable,
     }
 
 
@@ -225,6 +288,26 @@ def wait_condition_met(condition, node, pods=None):
     return True, ''
 
 
+def soak_breaks(names, nodes, elapsed, soak, broken=None):
+    """The nodes of `names` whose health gate broke during a soak, after one more reading; pure.
+
+    `nodes` maps a name to the Node as read `elapsed` seconds into a soak of `soak` seconds (a
+    missing name: the node is gone). A node breaks when it is not Ready at any reading; the first
+    break is kept ({name: why}), a node that comes back Ready later stays broken.
+    """
+    broken = dict(broken or {})
+    for name in names:
+        if name in broken:
+            continue
+        node = nodes.get(name)
+        if node is None:
+            broken[name] = 'it was gone from the API %ds into the %ds soak' % (int(elapsed), int(soak))
+        elif not node_ready(node):
+            broken[name] = ('its Ready condition was %s %ds into the %ds soak'
+                            % (condition_status(node, 'Ready') or 'Unknown', int(elapsed), int(soak)))
+    return broken
+
+
 # ---------------------------------------------------------------- pods and PodDisruptionBudgets
 
 def pod_owner(pod):
@@ -251,6 +334,7 @@ def pod_summary(pod):
         'phase': (pod.get('status') or {}).get('phase'),
         'ready': pod_ready(pod),
         'mirror': MIRROR_POD_ANNOTATION in (meta.get('annotations') or {}),
+        'requests': pod_requests(pod),
     }
 
 

@@ -42,6 +42,10 @@ WORKER = json.loads('''{
   "spec": {"podCIDR": "10.244.1.0/24", "podCIDRs": ["10.244.1.0/24"]},
   "status": {
     "addresses": [{"address": "10.0.0.21", "type": "InternalIP"}, {"address": "worker-1", "type": "Hostname"}],
+    "allocatable": {"cpu": "3800m", "ephemeral-storage": "56403987978", "hugepages-2Mi": "0",
+                    "memory": "15258360Ki", "pods": "110"},
+    "capacity": {"cpu": "4", "ephemeral-storage": "61202244Ki", "hugepages-2Mi": "0", "memory": "16262400Ki",
+                 "pods": "110"},
     "conditions": [
       {"lastHeartbeatTime": "2024-05-01T09:58:12Z", "lastTransitionTime": "2024-03-11T08:14:55Z",
        "message": "kubelet has sufficient memory available", "reason": "KubeletHasSufficientMemory",
@@ -165,7 +169,8 @@ def test_node_summary_of_a_real_worker():
         'name': 'worker-1', 'ready': True, 'ready_status': 'True', 'unschedulable': False,
         'control_plane': False, 'kernel_version': '3.10.0-1160.119.1.el7.x86_64',
         'kubelet_version': 'v1.27.13', 'os_image': 'CentOS Linux 7 (Core)',
-        'cordoned_by': None, 'failure': None, 'step': None, 'target': None, 'annotations': {}}
+        'cordoned_by': None, 'failure': None, 'step': None, 'target': None, 'annotations': {},
+        'allocatable': {'cpu_millis': 3800, 'memory_bytes': 15258360 * 1024, 'pods': 110}}
 
 
 @pytest.mark.parametrize('label', ['node-role.kubernetes.io/control-plane', 'node-role.kubernetes.io/master'])
@@ -721,3 +726,44 @@ def test_capped_caps_the_request_timeout_at_the_time_left_and_keeps_the_rest():
                                                '--request-timeout', '13s']
     assert client.capped(100).request_timeout == 30 and client.capped(0.01).request_timeout == 1
     assert kube(request_timeout=0)[0].capped(5).request_timeout == 5
+
+
+# ---------------------------------------------------------------- quantities, requests, soak
+
+
+@pytest.mark.parametrize('text, value', [
+    ('100m', 0.1), ('2', 2.0), ('1.5', 1.5), ('1Gi', 2 ** 30), ('512Mi', 2 ** 29), ('1G', 1e9), ('1e3', 1000.0),
+    ('1E', 1e18), ('250k', 250000.0), ('.5', 0.5), ('', None), (None, None), (3, 3.0),
+])
+def test_parse_quantity(text, value):
+    assert k8s.parse_quantity(text) == value
+
+
+@pytest.mark.parametrize('text', ['1.2.3', 'Gi', '5 Gi', '1Xi', 'lots'])
+def test_parse_quantity_names_a_bad_value(text):
+    with pytest.raises(MemcgError, match='not a Kubernetes quantity: %r' % text):
+        k8s.parse_quantity(text)
+
+
+def test_pod_requests_follow_the_scheduler_rule():
+    pod = {'spec': {
+        'containers': [{'resources': {'requests': {'cpu': '250m', 'memory': '256Mi'}}},
+                       {'resources': {'limits': {'cpu': '4'}}}],
+        'initContainers': [{'resources': {'requests': {'cpu': '2', 'memory': '64Mi'}}},
+                           {'restartPolicy': 'Always', 'resources': {'requests': {'cpu': '100m', 'memory': '32Mi'}}}],
+        'overhead': {'cpu': '10m', 'memory': '1Mi'}}}
+    # cpu: max(250 + 100, 2000 + 100) + 10; memory: max(256 + 32, 64 + 32) + 1 MiB
+    assert k8s.pod_requests(pod) == {'cpu_millis': 2110, 'memory_bytes': 289 * 2 ** 20}
+    assert k8s.pod_requests({}) == {'cpu_millis': 0, 'memory_bytes': 0}
+
+
+def test_soak_breaks_keeps_the_first_break_of_each_node():
+    nodes = {'worker-1': node('worker-1'), 'worker-2': node('worker-2', ready='False')}
+    broken = k8s.soak_breaks(['worker-1', 'worker-2', 'worker-3'], nodes, 4.2, 30)
+    assert broken == {'worker-2': 'its Ready condition was False 4s into the 30s soak',
+                      'worker-3': 'it was gone from the API 4s into the 30s soak'}
+    nodes['worker-2'] = node('worker-2')
+    nodes['worker-1'] = node('worker-1', ready='Unknown')
+    later = k8s.soak_breaks(['worker-1', 'worker-2', 'worker-3'], nodes, 9, 30, broken)
+    assert later['worker-2'] == broken['worker-2']
+    assert later['worker-1'] == 'its Ready condition was Unknown 9s into the 30s soak'

@@ -185,6 +185,11 @@ class FakeKubectl(object):
                 assert field == 'spec.nodeName'
                 if obj['spec'].get('nodeName') != value:
                     continue
+            labels = self.option(args, '--selector')
+            if labels:  # key=value only
+                key, value = labels.split('=', 1)
+                if (obj['metadata'].get('labels') or {}).get(key) != value:
+                    continue
             items.append(obj)
         return 0, json.dumps({'apiVersion': 'v1', 'kind': 'List', 'metadata': {'resourceVersion': ''},
                               'items': items}), ''
@@ -608,11 +613,42 @@ def test_node_info_named_with_pods(cluster):
     assert [n['name'] for n in result['nodes']] == ['worker-1'] and result['missing'] == ['worker-9']
     assert result['nodes'][0]['pods'] == [
         {'namespace': 'kube-system', 'name': 'kube-proxy-x7k2p', 'owner_kind': 'DaemonSet',
-         'owner_name': 'kube-proxy', 'phase': 'Running', 'ready': True, 'mirror': False},
+         'owner_name': 'kube-proxy', 'phase': 'Running', 'ready': True, 'mirror': False,
+         'requests': {'cpu_millis': 0, 'memory_bytes': 0}},
         {'namespace': 'shop', 'name': 'web-5d8f7', 'owner_kind': 'ReplicaSet', 'owner_name': 'web-5d8f7c9b',
-         'phase': 'Running', 'ready': True, 'mirror': False}]
+         'phase': 'Running', 'ready': True, 'mirror': False, 'requests': {'cpu_millis': 0, 'memory_bytes': 0}}]
     assert fake.calls[1][0] == ['get', 'pods', '--all-namespaces', '--field-selector', 'spec.nodeName=worker-1',
                                 '--output', 'json']
+
+
+def test_node_info_pod_selector_lists_the_matching_pods_of_the_cluster_once(cluster):
+    backup = make_pod('db', 'backup-1', 'worker-2', labels={'app': 'backup'}, owner=('Job', 'backup'))
+    fake = cluster(nodes=[make_node('worker-1'), make_node('worker-2'), make_node('worker-3')],
+                   pods=[POD_WEB, POD_PROXY, backup])
+    result, failed = run(k8s_node_info.main, {'names': ['worker-1', 'worker-2'], 'pod_selector': 'app=backup'})
+    assert not failed, result['msg']
+    assert [[p['name'] for p in n['pods']] for n in result['nodes']] == [[], ['backup-1']]
+    assert fake.calls[1][0] == ['get', 'pods', '--all-namespaces', '--selector', 'app=backup', '--output', 'json']
+    assert len(fake.calls) == 2  # nodes, then one list of pods for both nodes
+
+
+def test_node_info_pods_of_many_nodes_come_from_one_list_with_their_requests(cluster):
+    web = make_pod('shop', 'web-big', 'worker-1', owner=('ReplicaSet', 'web'))
+    web['spec']['containers'] = [{'name': 'a', 'resources': {'requests': {'cpu': '250m', 'memory': '1Gi'}}},
+                                 {'name': 'b', 'resources': {'requests': {'cpu': '0.5', 'memory': '512Mi'}}}]
+    fake = cluster(nodes=[make_node('worker-1'), make_node('worker-2')], pods=[web, POD_PROXY])
+    result, failed = run(k8s_node_info.main, {'include_pods': True})
+    assert not failed, result['msg']
+    assert fake.calls[1][0] == ['get', 'pods', '--all-namespaces', '--output', 'json'] and len(fake.calls) == 2
+    pods = dict((p['name'], p) for node in result['nodes'] for p in node['pods'])
+    assert pods['web-big']['requests'] == {'cpu_millis': 750, 'memory_bytes': 1536 * 2 ** 20}
+
+
+def test_node_info_bad_pod_selector_is_refused_before_kubectl_runs(cluster):
+    fake = cluster(nodes=[])
+    result, failed = run(k8s_node_info.main, {'pod_selector': 'app=backup,,--server=evil'})
+    assert failed and result['msg'].startswith("pod_selector is not a label selector: 'app=backup,,--server=evil' does not parse")
+    assert fake.calls == []
 
 
 class Clock(object):
@@ -713,6 +749,41 @@ def test_node_info_wait_that_never_reaches_the_api_names_the_last_error(cluster)
     assert result['msg'].startswith('timed out after 10s waiting for ready on 1 node(s): node -: the API did not '
                                     'answer (5 transient errors, the last: the API server refused the request on nodes '
                                     '(ServiceUnavailable)')
+
+
+def test_node_info_soak_names_a_node_that_goes_notready_and_keeps_it_broken(cluster):
+    fake = cluster(nodes=[make_node('worker-1'), make_node('worker-2')])
+    clock = Clock()
+
+    def sleep(seconds):
+        clock.sleep(seconds)
+        node = fake.store[('nodes', None, 'worker-2')]
+        # NotReady at the second reading only: a flap still breaks the soak
+        node['status']['conditions'][0]['status'] = 'False' if len(clock.slept) == 1 else 'True'
+    with mock.patch.object(k8s_node_info.time, 'time', clock.time), \
+            mock.patch.object(k8s_node_info.time, 'sleep', sleep):
+        result, failed = run(k8s_node_info.main, {'names': ['worker-1', 'worker-2'], 'soak': 9})
+    assert not failed, result['msg']
+    assert result['soak'] == {'seconds': 9, 'elapsed': 9.0, 'polls': 4, 'api_errors': 0, 'held': ['worker-1'],
+                              'broken': {'worker-2': 'its Ready condition was False 3s into the 9s soak'}}
+    assert fake.mutating() == []
+
+
+def test_node_info_soak_rides_out_blips_but_not_a_silent_end(cluster):
+    fake = cluster(nodes=[make_node('worker-1')])
+    clock = Clock()
+    answers = [None, BLIPS[0], None, BLIPS[1]]  # the report's read; in the soak a blip, a reading, then silence
+
+    def flaky(argv, data=None):
+        answer = answers.pop(0) if answers else BLIPS[1]
+        return answer if answer is not None else fake(argv, data)
+    with mock.patch.object(k8s_node_info.time, 'time', clock.time), \
+            mock.patch.object(k8s_node_info.time, 'sleep', clock.sleep), \
+            mock.patch.object(basic.AnsibleModule, 'run_command', lambda self, argv, **kw: flaky(argv, kw.get('data'))):
+        result, failed = run(k8s_node_info.main, {'names': ['worker-1'], 'soak': 6})
+    assert not failed, result['msg']
+    assert result['soak']['held'] == [] and result['soak']['elapsed'] == 12.0  # 6 s, then 6 s of grace
+    assert result['soak']['broken']['worker-1'].startswith('the API did not answer at the end of the 6s soak')
 
 
 def test_node_info_bad_timeout(cluster):

@@ -6,7 +6,8 @@ import pytest
 
 from ansible_collections.nodeops.memcg.plugins.module_utils.errors import MemcgError
 from ansible_collections.nodeops.memcg.plugins.plugin_utils.rollout import (
-    NODE_STEPS, batch_size, capacity_check, lock_ttl_check, node_rollout_state, plan_batches, unavailable_budget)
+    NODE_STEPS, batch_size, capacity_check, lock_ttl_check, node_rollout_state, plan_batches, room_check,
+    unavailable_budget)
 
 
 @pytest.mark.parametrize('batch, count, size', [
@@ -158,3 +159,65 @@ def test_the_batch_and_finished_nodes_count_once_and_percentages_use_the_workers
     assert (check['budget'], check['workers'], check['unavailable'], check['needed']) == (3, 5, ['cp1', 'w5'], 4)
     assert 'over kernel_upgrade_max_unavailable 60% (3 of 5 workers)' in check['message']
     assert capacity_check(nodes, ['w2', 'w3'], ['w1'], '80%')['message'] is None
+
+
+# ---------------------------------------------------------------- room for the evicted pods
+
+GI = 2 ** 30
+
+
+def pod(name, cpu=0, memory=0, owner='ReplicaSet', phase='Running', mirror=False, namespace='shop'):
+    return {'namespace': namespace, 'name': name, 'owner_kind': owner, 'phase': phase, 'mirror': mirror,
+            'requests': {'cpu_millis': cpu, 'memory_bytes': memory}}
+
+
+def worker(name, pods=(), cpu=4000, memory=16 * GI, slots=110, **kwargs):
+    node = summary(name, **kwargs)
+    node.update(allocatable={'cpu_millis': cpu, 'memory_bytes': memory, 'pods': slots}, pods=list(pods))
+    return node
+
+
+def test_room_for_the_evicted_pods_on_the_nodes_that_stay_schedulable():
+    nodes = [worker('w1', [pod('web-1', 500, GI), pod('proxy', 100, GI, owner='DaemonSet'), pod('bare', 100, GI, owner=None),
+                           pod('done', 4000, 8 * GI, phase='Succeeded'), pod('static', 100, GI, owner=None, mirror=True)]),
+             worker('w2', [pod('db-0', 3000, 12 * GI, owner='StatefulSet')]),
+             worker('w3', cpu=2000, memory=4 * GI)]
+    check = room_check(nodes, ['w1'])
+    assert check['fits'] is True and check['pods'] == 1 and check['targets'] == ['w2', 'w3']
+    assert (check['cpu_millis'], check['memory_bytes']) == (500, GI)
+    assert (check['free_cpu_millis'], check['free_memory_bytes']) == (3000, 8 * GI)
+    assert check['message'] == ('room for the pods the batch w1 would evict: 1 pod(s) requesting 500m CPU and 1.0 GiB '
+                                'memory fit on the 2 node(s) that stay schedulable (w2, w3; 3 CPU and 8.0 GiB memory '
+                                'free in all)')
+
+
+def test_a_pod_too_big_for_every_single_node_is_named_even_when_the_sum_would_fit():
+    nodes = [worker('w1', [pod('cache-0', 1000, 6 * GI, owner='StatefulSet')]),
+             worker('w2', [pod('a', 0, 12 * GI)]), worker('w3', [pod('b', 0, 12 * GI)])]
+    check = room_check(nodes, ['w1'])
+    assert check['fits'] is False and check['free_memory_bytes'] == 8 * GI
+    assert check['unplaced'] == ['shop/cache-0 (cpu 1, memory 6.0 GiB)']
+    assert check['message'].startswith('not enough allocatable room for the pods the batch w1 would evict: 1 of 1 fit '
+                                       'on none of the 2 node(s) that stay schedulable (w2, w3;')
+
+
+def test_the_pods_are_spread_and_pod_slots_count():
+    nodes = [worker('w1', [pod('p%d' % i, 1000, 3 * GI) for i in range(4)]),
+             worker('w2', memory=7 * GI), worker('w3', memory=7 * GI)]
+    assert room_check(nodes, ['w1'])['fits'] is True  # two on each node; first-fit on one would leave one out
+    nodes[1]['allocatable']['pods'] = nodes[2]['allocatable']['pods'] = 1
+    check = room_check(nodes, ['w1'])
+    assert check['fits'] is False and len(check['unplaced']) == 2
+
+
+def test_no_room_where_every_other_node_is_unavailable_and_none_needed_where_nothing_moves():
+    nodes = [worker('cp1', control_plane=True), worker('w1', [pod('web', 10, 10)]), worker('w2', ready=False),
+             worker('w3', unschedulable=True), worker('w4', [pod('web-2', 10, 10)])]
+    check = room_check(nodes, ['w1', 'w4'])
+    assert check['fits'] is False and check['targets'] == []
+    assert check['message'] == ('not enough allocatable room for the pods the batch w1, w4 would evict: no node '
+                                'stays schedulable (every other node is in the batch, NotReady, cordoned or a '
+                                'control-plane node) for 2 pod(s): shop/web (cpu 10m, memory 10 B); shop/web-2 '
+                                '(cpu 10m, memory 10 B)')
+    quiet = room_check([worker('w1', [pod('ds', owner='DaemonSet')]), worker('w2')], ['w1'])
+    assert quiet['fits'] is True and quiet['message'] == 'the batch w1 evicts no pod that a controller recreates elsewhere'
