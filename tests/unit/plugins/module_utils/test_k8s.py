@@ -736,13 +736,13 @@ def test_capped_caps_the_request_timeout_at_the_time_left_and_keeps_the_rest():
     ('1E', 1e18), ('250k', 250000.0), ('.5', 0.5), ('', None), (None, None), (3, 3.0),
 ])
 def test_parse_quantity(text, value):
-    assert k8s.parse_quantity(text) == value
+    assert k8s_nodes.parse_quantity(text) == value
 
 
 @pytest.mark.parametrize('text', ['1.2.3', 'Gi', '5 Gi', '1Xi', 'lots'])
 def test_parse_quantity_names_a_bad_value(text):
     with pytest.raises(MemcgError, match='not a Kubernetes quantity: %r' % text):
-        k8s.parse_quantity(text)
+        k8s_nodes.parse_quantity(text)
 
 
 def test_pod_requests_follow_the_scheduler_rule():
@@ -753,17 +753,17 @@ def test_pod_requests_follow_the_scheduler_rule():
                            {'restartPolicy': 'Always', 'resources': {'requests': {'cpu': '100m', 'memory': '32Mi'}}}],
         'overhead': {'cpu': '10m', 'memory': '1Mi'}}}
     # cpu: max(250 + 100, 2000 + 100) + 10; memory: max(256 + 32, 64 + 32) + 1 MiB
-    assert k8s.pod_requests(pod) == {'cpu_millis': 2110, 'memory_bytes': 289 * 2 ** 20}
-    assert k8s.pod_requests({}) == {'cpu_millis': 0, 'memory_bytes': 0}
+    assert k8s_nodes.pod_requests(pod) == {'cpu_millis': 2110, 'memory_bytes': 289 * 2 ** 20}
+    assert k8s_nodes.pod_requests({}) == {'cpu_millis': 0, 'memory_bytes': 0}
 
 
 def test_soak_breaks_keeps_the_first_break_of_each_node():
     nodes = {'worker-1': node('worker-1'), 'worker-2': node('worker-2', ready='False')}
-    broken = k8s.soak_breaks(['worker-1', 'worker-2', 'worker-3'], nodes, 4.2, 30)
+    broken = k8s_nodes.soak_breaks(['worker-1', 'worker-2', 'worker-3'], nodes, 4.2, 30)
     assert broken == {'worker-2': 'its Ready condition was False 4s into the 30s soak',
                       'worker-3': 'it was gone from the API 4s into the 30s soak'}
     nodes['worker-2'] = node('worker-2')
     nodes['worker-1'] = node('worker-1', ready='Unknown')
-    later = k8s.soak_breaks(['worker-1', 'worker-2', 'worker-3'], nodes, 9, 30, broken)
+    later = k8s_nodes.soak_breaks(['worker-1', 'worker-2', 'worker-3'], nodes, 9, 30, broken)
     assert later['worker-2'] == broken['worker-2']
     assert later['worker-1'] == 'its Ready condition was Unknown 9s into the 30s soak'
