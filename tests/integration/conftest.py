@@ -17,20 +17,27 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
-# Under pytest-xdist (run-all.sh: -n 2 --dist loadgroup) each file runs on one worker, so its
-# module-scoped fixtures (the SSH fleet) start once. The files whose tests read or change this
-# machine's memory cgroups, drop_caches or CPU time (real dying memcgs, baselines, perf, timing
-# bounds) share one worker and run one after another, so none moves another's baseline.
+# The files whose tests read or change this machine's memory cgroups, drop_caches or CPU time (real
+# dying memcgs, baselines, perf, timing bounds) are marked host_state: run-all.sh runs them alone,
+# one after another, since another worker's memory pressure frees dying memcgs under their
+# baselines. The others run under pytest-xdist (-n 2 --dist loadgroup), each file on one worker so
+# its module-scoped fixtures (the SSH fleet) start once.
 HOST_STATE_FILES = frozenset([
     'test_centos7_pythons.py', 'test_detect_real.py', 'test_diagnose_real.py', 'test_drop_caches_real.py',
     'test_probe_hostile.py', 'test_prometheus_scrape.py',
 ])
 
 
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'host_state: reads or changes this machine\'s memory cgroups; run alone')
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         name = item.path.name
-        item.add_marker(pytest.mark.xdist_group('host_state' if name in HOST_STATE_FILES else name))
+        if name in HOST_STATE_FILES:
+            item.add_marker(pytest.mark.host_state)
+        item.add_marker(pytest.mark.xdist_group(name))
 
 
 @pytest.fixture(scope='session')
