@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) nodeops.memcg contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters of the kernel_upgrade node procedure: the install plan and the release to boot (plugin_utils)."""
+"""Filters of the kernel_upgrade node procedure: the install plan, the extras topic, the release to boot (plugin_utils)."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -20,6 +20,14 @@ def kernel_install_plan(facts, **options):
         raise AnsibleFilterError(str(error))
 
 
+def kernel_extras_topic_enabled(listing, topic):
+    """Whether `amazon-linux-extras list` shows topic enabled (plugin_utils.kernel_install.extras_topic_enabled)."""
+    try:
+        return kernel_install.extras_topic_enabled(listing, topic)
+    except MemcgError as error:
+        raise AnsibleFilterError(str(error))
+
+
 def kernel_target_release(after, before, plan, pinned='', policy_overrides=None, check_mode=False):
     """The installed release to boot once (plugin_utils.kernel_install.target_release)."""
     try:
@@ -31,6 +39,7 @@ def kernel_target_release(after, before, plan, pinned='', policy_overrides=None,
 class FilterModule(object):
     def filters(self):
         return {
+            'kernel_extras_topic_enabled': kernel_extras_topic_enabled,
             'kernel_install_plan': kernel_install_plan,
             'kernel_target_release': kernel_target_release,
         }

@@ -9,6 +9,7 @@ questions and this module answers both, through the filters of plugins/filter/ke
 - install_plan(): from the node's facts and the role's variables, how the fixed kernel gets
   installed: the method, the package, the repository (ELRepo) or extras topic, and the exact
   arguments of the package manager call (ansible.builtin.package with `use: <manager>`).
+- extras_topic_enabled(): whether `amazon-linux-extras list` shows the plan's topic enabled.
 - target_release(): after the install, which installed release to boot, ranked with
   versions.release_vercmp (rpm's ordering on EL, dpkg's on Debian/Ubuntu), never with regexes.
 
@@ -239,6 +240,20 @@ def install_plan(facts, method='auto', package='', version='', local_package='',
             install['default_release'] = _text(apt_default_release)
     plan['install'] = install
     return plan
+
+
+def extras_topic_enabled(listing, topic):
+    """Whether the output of `amazon-linux-extras list` shows topic enabled.
+
+    Its rows read `<n|_>  <topic>[=<version>]  <state>  [ =<versions> ]`, wrapped rows start with `[`.
+    MemcgError when the node offers no such topic (amazon-linux-extras enable would refuse it too).
+    """
+    for line in listing.splitlines():
+        fields = line.split()
+        if topic and len(fields) >= 3 and fields[1].split('=', 1)[0] == topic:
+            return fields[2] == 'enabled'
+    raise MemcgError("amazon-linux-extras lists no topic '%s' on this node: set kernel_upgrade_extras_topic "
+                     "to one it lists" % topic)
 
 
 def _join(releases):

@@ -104,6 +104,31 @@ def test_amazon_linux_2_installs_the_kernel_of_the_extras_topic():
     assert plan_for('amazon2', extras_topic='kernel-5.15')['extras_topic'] == 'kernel-5.15'
 
 
+# `amazon-linux-extras list` on Amazon Linux 2 (abridged): a wrapped row, a retired topic (_), and
+# kernel-5.4 enabled with a version pinned.
+EXTRAS_LIST = """  0  ansible2                 available    \\
+        [ =2.4.2  =2.4.6  =2.8  =stable ]
+  _  kernel-ng                available    [ =stable ]
+ 55  kernel-5.4=latest        enabled      [ =stable ]
+ 62  kernel-5.10              available    [ =stable ]
+"""
+
+
+def test_extras_topic_enabled_reads_the_state_column_of_the_topic_row():
+    assert ki.extras_topic_enabled(EXTRAS_LIST, 'kernel-5.4') is True
+    assert ki.extras_topic_enabled(EXTRAS_LIST, 'kernel-5.10') is False
+    assert ki.extras_topic_enabled(EXTRAS_LIST.replace('kernel-5.10              available',
+                                                       'kernel-5.10=latest       enabled'), 'kernel-5.10') is True
+
+
+def test_extras_topic_the_node_does_not_list_is_refused_by_name():
+    with pytest.raises(MemcgError, match="lists no topic 'kernel-5.1' on this node"):
+        ki.extras_topic_enabled(EXTRAS_LIST, 'kernel-5.1')
+    # a prefix of a listed topic, or a value of its versions column, is not the topic
+    with pytest.raises(MemcgError, match="no topic '=stable'"):
+        ki.extras_topic_enabled(EXTRAS_LIST, '=stable')
+
+
 def test_ubuntu_1804_installs_the_hwe_kernel():
     plan = plan_for('ubuntu1804')
     assert (plan['family'], plan['method'], plan['manager']) == ('debian', 'apt', 'apt')
@@ -302,7 +327,5 @@ def test_role_defaults_leave_the_repository_to_the_plan():
     with open(os.path.join(REPO_ROOT, 'roles', 'kernel_upgrade', 'defaults', 'main.yml')) as handle:
         defaults = yaml.safe_load(handle)
     for name in ('kernel_upgrade_elrepo_baseurl', 'kernel_upgrade_elrepo_gpgkey',
-                 'kernel_upgrade_elrepo_gpgkey_fingerprint'):
+                 'kernel_upgrade_elrepo_gpgkey_fingerprint', 'kernel_upgrade_extras_topic'):
         assert defaults[name] is None, name
-    # the one default the role's argument spec also states
-    assert defaults['kernel_upgrade_extras_topic'] == ki.AMAZON_EXTRAS_TOPIC
