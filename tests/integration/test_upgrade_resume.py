@@ -143,7 +143,8 @@ def test_report_write_failure_still_releases_the_lock_and_fails_the_run(rollout,
     (tmp_path / 'not-a-dir').write_text('a file where the report directory should go\n')
     result = rollout(['n1'], kernel_upgrade_report_dir=str(tmp_path / 'not-a-dir' / 'report'))
     assert result.returncode != 0
-    assert 'writing the report failed: %s' % (tmp_path / 'not-a-dir' / 'report') in result.stdout, result.stdout[-6000:]
+    assert ('writing the report failed: cannot write the report files in %s: Not a directory'
+            % (tmp_path / 'not-a-dir' / 'report')) in result.stdout, result.stdout[-6000:]
     assert not lease_holder(fake_kube)
     releases = [m for m in changes(fake_kube) if m.method == 'PUT' and m.path.endswith('/nodeops-memcg-kernel-upgrade')]
     assert 'holderIdentity' not in releases[-1].body['spec']
