@@ -412,21 +412,19 @@ stage_galaxy() {
     log "galaxy-importer failed or warned (above)"
     rc=1
   fi
-  if ! wait "$docs_pid" || [[ -s $WORKDIR/antsibull-docs.log ]]; then
-    cat "$WORKDIR/antsibull-docs.log"
-    log "antsibull-docs lint-collection-docs --plugin-docs failed or reported (above)"
-    rc=1
-  else
-    log "antsibull-docs lint-collection-docs --plugin-docs: clean"
-  fi
-  if ! wait "$changelog_pid" || [[ -s $WORKDIR/antsibull-changelog.log ]]; then
-    cat "$WORKDIR/antsibull-changelog.log"
-    log "antsibull-changelog lint failed or reported (above)"
-    rc=1
-  else
-    log "antsibull-changelog lint: clean"
-  fi
+  linter_clean "$docs_pid" "$WORKDIR/antsibull-docs.log" 'antsibull-docs lint-collection-docs --plugin-docs' || rc=1
+  linter_clean "$changelog_pid" "$WORKDIR/antsibull-changelog.log" 'antsibull-changelog lint' || rc=1
   return "$rc"
+}
+
+# A background linter is clean when it exits 0 and prints nothing.
+linter_clean() { # pid log name
+  if ! wait "$1" || [[ -s $2 ]]; then
+    cat "$2"
+    log "$3 failed or reported (above)"
+    return 1
+  fi
+  log "$3: clean"
 }
 
 # Tests that start ansible-playbook and ansible-runner: the latest venv's, on the collection copy.
