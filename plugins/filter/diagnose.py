@@ -25,10 +25,16 @@ def diagnose_node_markdown(row):
     return report.diagnose_node_markdown(row)
 
 
+def diagnose_report_files(fleet_report):
+    """The report's files by name, for report_files (plugin_utils.diagnose_report.report_files)."""
+    return report.report_files(fleet_report)
+
+
 class FilterModule(object):
     def filters(self):
         return {
             'diagnose_report': diagnose_report,
             'diagnose_markdown': diagnose_markdown,
             'diagnose_node_markdown': diagnose_node_markdown,
+            'diagnose_report_files': diagnose_report_files,
         }

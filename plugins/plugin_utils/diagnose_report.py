@@ -10,6 +10,8 @@ Schema: docs/diagnose.md.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
+
 from ansible_collections.nodeops.memcg.plugins.plugin_utils.report import markdown_table
 
 DIAGNOSE_SCHEMA_VERSION = 1
@@ -200,3 +202,17 @@ def diagnose_node_markdown(row):
     stopped = '; some levels were not read' if timing.get('stopped_early') else ''
     lines += ['', 'Took %s s of a %s s budget%s.' % (timing.get('elapsed_s'), timing.get('timeout_s'), stopped)]
     return '\n'.join(lines) + '\n'
+
+
+def _nice_json(value):
+    """As ansible.builtin.to_nice_json(sort_keys=true) renders it, with a final newline."""
+    return json.dumps(value, indent=4, sort_keys=True, separators=(',', ': ')) + '\n'
+
+
+def report_files(report):
+    """File name -> text: diagnose.json and .md for the fleet, diagnose-<host>.json and .md per node."""
+    files = {'diagnose.json': _nice_json(report), 'diagnose.md': diagnose_markdown(report)}
+    for row in report['nodes']:
+        files['diagnose-%s.json' % row['host']] = _nice_json(row)
+        files['diagnose-%s.md' % row['host']] = diagnose_node_markdown(row)
+    return files

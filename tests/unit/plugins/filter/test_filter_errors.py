@@ -40,3 +40,6 @@ def test_kernel_install_filters_raise_ansible_filter_errors():
         filters['kernel_target_release']({'installed_kernels': []}, {'release': '3.10.0-1160.el7.x86_64'}, plan,
                                          '5.4.278-1.el7.elrepo.x86_64')
     assert 'is not installed' in str(caught.value)
+    with pytest.raises(AnsibleFilterError) as caught:
+        filters['kernel_extras_topic_enabled'](' 62  kernel-5.10   available   [ =stable ]\n', 'kernel-5.15')
+    assert "no topic 'kernel-5.15'" in str(caught.value)

@@ -2,6 +2,8 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
+
 from ansible_collections.nodeops.memcg.plugins.plugin_utils import diagnose_report as report
 
 
@@ -63,3 +65,16 @@ def test_rows_summary_and_markdown():
     assert 'Saved on the controller: /r/kubelet-a.pprof' in node and '| syscall.Syscall | 80.0% | 80.0% |' in node
     assert 'some levels were not read' in node
     assert report.diagnose_node_markdown(doc['nodes'][1]).endswith('unreachable: ssh timed out\n')
+
+
+def test_report_files_one_json_and_one_markdown_for_the_fleet_and_for_each_node():
+    doc = report.diagnose_report([report.diagnose_node_row('a', {'node': node_result()}),
+                                  report.diagnose_node_row('b', {'unreachable': True, 'error': 'ssh timed out'})], 'T')
+    files = report.report_files(doc)
+    assert sorted(files) == ['diagnose-a.json', 'diagnose-a.md', 'diagnose-b.json', 'diagnose-b.md',
+                             'diagnose.json', 'diagnose.md']
+    assert json.loads(files['diagnose.json']) == json.loads(json.dumps(doc))
+    assert json.loads(files['diagnose-b.json'])['error'] == 'ssh timed out'
+    assert files['diagnose.json'].startswith('{\n    "') and files['diagnose.json'].endswith('}\n')
+    assert files['diagnose.md'] == report.diagnose_markdown(doc)
+    assert files['diagnose-a.md'] == report.diagnose_node_markdown(doc['nodes'][0])
